@@ -1,0 +1,10 @@
+"""The Celery application: one worker image, tasks discovered from every app."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.local")
+
+app = Celery("polystack")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every app: topics as code, the consumer registry and runner."""

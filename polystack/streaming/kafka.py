@@ -1,0 +1,56 @@
+"""Kafka client configuration in one place, and a reachability check with one clear error."""
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+
+# librdkafka logs every failed connection attempt; a check reports one clear error instead.
+_quiet = logging.getLogger("polystack.streaming.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+class KafkaUnreachableError(Exception):
+    """The brokers in KAFKA_BOOTSTRAP_SERVERS did not answer."""
+
+
+def base_config(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "client.id": settings.KAFKA_CLIENT_ID,
+    }
+    config.update(overrides)
+    return config
+
+
+def quiet_config(**overrides: Any) -> dict[str, Any]:
+    """Config for short-lived clients whose connection errors we report ourselves."""
+    return base_config(logger=_quiet, error_cb=lambda error: None, **overrides)
+
+
+def admin_client() -> AdminClient:
+    return AdminClient(quiet_config())
+
+
+def check_reachable(timeout: float = 5.0) -> None:
+    try:
+        admin_client().list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnreachableError(
+            f"Kafka is unreachable at {settings.KAFKA_BOOTSTRAP_SERVERS} ({exc.args[0].str()})"
+        ) from None
+
+
+def producer_config(**overrides: Any) -> dict[str, Any]:
+    """An idempotent producer: acks from all in-sync replicas, no duplicates on retry."""
+    return base_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            **overrides,
+        }
+    )

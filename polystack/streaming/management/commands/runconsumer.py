@@ -1,0 +1,113 @@
+"""Run one registered Kafka consumer in the foreground: the process of one role."""
+import os
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
+
+from polystack.streaming import kafka
+from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
+from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
+
+
+def _database_target() -> str:
+    params = connection.settings_dict
+    return f"{params.get('HOST') or 'localhost'}:{params.get('PORT') or 5432}/{params.get('NAME')}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the Kafka consumer an app registered under NAME until SIGTERM/SIGINT.\n\n"
+        "  python manage.py runconsumer --list\n"
+        "  python manage.py runconsumer projections\n"
+        "  python manage.py runconsumer projections --max-batch-size 1000 --max-batch-time-ms 500\n"
+        "  python manage.py runconsumer notifications --group-id notif-debug --auto-offset-reset latest\n"
+        "  python manage.py runconsumer realtime --healthcheck-file /tmp/realtime.alive\n\n"
+        "Exit status: 0 after a clean stop, 1 after a loud stop (DLQ limit, retries exhausted), "
+        "2 when Kafka, PostgreSQL or a topic is missing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", nargs="?", help="The registered consumer to run (see --list).")
+        parser.add_argument("--list", action="store_true", help="List the registered consumers and exit.")
+        parser.add_argument("--max-batch-size", type=int, help="Messages handled per commit (default: the consumer's).")
+        parser.add_argument("--max-batch-time-ms", type=int, help="Longest wait to fill a batch (default: the consumer's).")
+        parser.add_argument("--join-timeout", type=float, default=10.0, help="Seconds to finish the batch in hand on shutdown.")
+        parser.add_argument("--group-id", help="Consumer group id instead of the registered one.")
+        parser.add_argument(
+            "--auto-offset-reset", choices=["earliest", "latest", "error"], default="earliest",
+            help="Where a group without committed offsets starts.",
+        )
+        parser.add_argument("--healthcheck-file", type=Path, help="File touched on every poll while healthy.")
+
+    def handle(self, *args, name: str | None, list: bool, **options):
+        if list:
+            return self._list()
+        if not name:
+            raise CommandError(f"name a consumer; known consumers: {', '.join(get_consumers()) or '(none)'}")
+        for option in ("max_batch_size", "max_batch_time_ms"):
+            if options[option] is not None and options[option] < 1:
+                raise CommandError(f"--{option.replace('_', '-')} must be at least 1")
+        try:
+            definition = get_consumer(name)
+        except UnknownConsumerError as exc:
+            raise CommandError(str(exc)) from None
+        self._check_dependencies(definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ()))
+
+        runner = Runner(
+            definition,
+            RunnerOptions(
+                max_batch_size=options["max_batch_size"],
+                max_batch_time_ms=options["max_batch_time_ms"],
+                join_timeout_s=options["join_timeout"],
+                group_id=options["group_id"],
+                auto_offset_reset=options["auto_offset_reset"],
+                healthcheck_file=options["healthcheck_file"],
+            ),
+        )
+        runner.install_signal_handlers()
+        try:
+            runner.run()
+        except ConsumerStoppedError as exc:
+            self.stderr.write(f"runconsumer {name}: stopped: {exc}")
+            self._exit(1, runner)
+        self._exit(0, runner)
+
+    def _exit(self, code: int, runner: Runner) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if runner.close_hung:
+            os._exit(code)  # librdkafka would block interpreter shutdown too
+        sys.exit(code)
+
+    def _list(self) -> None:
+        consumers = get_consumers()
+        if not consumers:
+            self.stdout.write("no consumers registered")
+        for definition in consumers.values():
+            self.stdout.write(
+                f"{definition.name:16} topics={','.join(definition.topics)} group={definition.group_id} "
+                f"dlq={definition.dlq_topic or '-'} commit={definition.commit_mode}"
+                + (f"  {definition.description}" if definition.description else "")
+            )
+
+    def _check_dependencies(self, topics: tuple[str, ...]) -> None:
+        """Fail fast with one clear line, not a traceback loop, when something is missing."""
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            self._fail(f"PostgreSQL is unreachable at {_database_target()}: {reason}")
+        try:
+            kafka.check_reachable()
+        except kafka.KafkaUnreachableError as exc:
+            self._fail(str(exc))
+        existing = kafka.admin_client().list_topics(timeout=10).topics
+        missing = [topic for topic in topics if topic not in existing]
+        if missing:
+            self._fail(f"Kafka topic(s) missing: {', '.join(missing)}; run `python manage.py ensuretopics`")
+
+    def _fail(self, message: str) -> None:
+        self.stderr.write(f"runconsumer: {message}")
+        sys.exit(2)

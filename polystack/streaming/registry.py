@@ -1,0 +1,165 @@
+"""Consumers registered by name. Each app declares its own in `apps/<app>/consumers.py`.
+
+    from polystack.streaming.registry import consumer
+    from polystack.streaming import topics
+
+    @consumer(name="projections", topics=[topics.TODO_EVENTS], group_id="projection-group",
+              dlq_topic=topics.TODO_EVENTS_DLQ)
+    def handle(message: Message) -> None:
+        ...
+
+`python manage.py runconsumer projections` then runs it. A handler is a function of one
+message, or a class (instantiated once per process) with `handle(message)` and optionally
+`flush()` (called once a batch was handled, before its offsets are committed: the place for
+batched writes) and `discard()` (drop buffered work before the batch is retried).
+"""
+import importlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from django.conf import settings
+from django.utils.module_loading import autodiscover_modules
+
+
+class NonRetriableError(Exception):
+    """Raised by a handler for a message that can never succeed: it goes to the DLQ."""
+
+
+class UnknownConsumerError(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Kafka message as handlers see it: `payload` is the decoded value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int | None
+    payload: Any
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("utf-8", "replace") if value is not None else None
+        return None
+
+
+class Handler(Protocol):
+    def handle(self, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class DlqLimit:
+    """When to stop loudly instead of parking message after message in the DLQ.
+
+    `max_consecutive` invalid messages in a row, or more than `max_ratio` of the last `window`
+    messages (judged once that many were seen). None switches a limit off.
+    """
+
+    max_consecutive: int | None = 100
+    max_ratio: float | None = 0.5
+    window: int = 1000
+
+
+def decode_json(value: bytes | None) -> Any:
+    if value is None:
+        raise NonRetriableError("message has no value")
+    try:
+        return json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NonRetriableError(f"undecodable JSON: {exc}") from None
+
+
+def decode_bytes(value: bytes | None) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class ConsumerDefinition:
+    name: str
+    topics: tuple[str, ...]
+    group_id: str
+    handler_factory: Callable[[], Handler]
+    dlq_topic: str | None
+    commit_mode: Literal["manual", "auto"] = "manual"
+    decoder: Callable[[bytes | None], Any] = decode_json
+    dlq_limit: DlqLimit = field(default_factory=DlqLimit)
+    max_retries: int = 5
+    max_batch_size: int = 500
+    max_batch_time_ms: int = 200
+    description: str = ""
+
+    def __post_init__(self):
+        if not self.topics:
+            raise ValueError(f"consumer {self.name!r} subscribes to no topic")
+        if self.commit_mode not in ("manual", "auto"):
+            raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual' or 'auto'")
+
+
+class _FunctionHandler:
+    def __init__(self, func: Callable[[Message], None]):
+        self.handle = func
+
+
+_registry: dict[str, ConsumerDefinition] = {}
+_discovered = False
+
+
+def register(definition: ConsumerDefinition) -> ConsumerDefinition:
+    existing = _registry.get(definition.name)
+    if existing is not None and existing != definition:
+        raise ValueError(f"a consumer named {definition.name!r} is already registered")
+    _registry[definition.name] = definition
+    return definition
+
+
+def consumer(*, name: str, topics: Iterable[str], group_id: str, dlq_topic: str | None, **options):
+    """Register the decorated function or handler class as the consumer `name`."""
+
+    def decorate(target):
+        factory = target if isinstance(target, type) else (lambda: _FunctionHandler(target))
+        register(
+            ConsumerDefinition(
+                name=name,
+                topics=tuple(topics),
+                group_id=group_id,
+                handler_factory=factory,
+                dlq_topic=dlq_topic,
+                description=options.pop("description", (target.__doc__ or "").strip().split("\n")[0]),
+                **options,
+            )
+        )
+        return target
+
+    return decorate
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    autodiscover_modules("consumers")
+    for module in settings.POLYSTACK_CONSUMER_MODULES:
+        importlib.import_module(module)
+    _discovered = True
+
+
+def get_consumers() -> dict[str, ConsumerDefinition]:
+    _discover()
+    return dict(sorted(_registry.items()))
+
+
+def get_consumer(name: str) -> ConsumerDefinition:
+    consumers = get_consumers()
+    try:
+        return consumers[name]
+    except KeyError:
+        known = ", ".join(consumers) or "(none registered)"
+        raise UnknownConsumerError(f"unknown consumer {name!r}; known consumers: {known}") from None

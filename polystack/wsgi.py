@@ -1,0 +1,7 @@
+"""WSGI entry point, for tools that want one; the web role runs daphne on asgi.py."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.local")
+application = get_wsgi_application()

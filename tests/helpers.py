@@ -1,0 +1,99 @@
+"""Test helpers for the real stack: unique topics, producing, polling with a deadline."""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from polystack.streaming import kafka
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 30.0, what: str = "the condition") -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)  # the poll interval of this deadline wait, not a wait for an effect
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(name: str, partitions: int = 1, config: dict | None = None) -> str:
+    admin = kafka.admin_client()
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures[name].result(30)
+    wait_until(lambda: name in admin.list_topics(timeout=10).topics, what=f"topic {name} in metadata")
+    return name
+
+
+def delete_topics(names: Iterable[str]) -> None:
+    names = list(names)
+    if names:
+        admin = kafka.admin_client()  # keep the client alive until the futures resolve
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(30)
+
+
+def produce(topic: str, values: Iterable[Any], *, key: Callable[[int], bytes | None] = lambda i: None,
+            partition: int | None = None, headers: list | None = None) -> int:
+    """Produce values (dicts are JSON-encoded, bytes sent as they are) and wait for the acks."""
+    producer = Producer(kafka.producer_config(**{"linger.ms": 20}))
+    count = 0
+    for i, value in enumerate(values):
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        extra = {} if partition is None else {"partition": partition}
+        producer.produce(topic, value=raw, key=key(i), headers=headers, **extra)
+        producer.poll(0)
+        count += 1
+    assert producer.flush(30) == 0, "messages not acknowledged"
+    return count
+
+
+def consume_all(topic: str, expected: int, *, timeout: float = 30.0) -> list:
+    """Read `expected` messages of `topic` from the beginning with a throwaway group."""
+    consumer = Consumer(kafka.base_config(**{"group.id": unique("reader"), "auto.offset.reset": "earliest",
+                                             "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    got: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            got.extend(m for m in consumer.consume(num_messages=expected - len(got), timeout=0.5) if not m.error())
+    finally:
+        consumer.close()
+    return got
+
+
+def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 where none)."""
+    consumer = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        result = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in result}
+
+
+def manage(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """Start `python manage.py ARGS` as its own process with the test settings."""
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "polystack.settings.test", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+    )

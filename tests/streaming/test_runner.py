@@ -1,0 +1,202 @@
+"""The consumer runner against the real broker: DLQ, limits, retries, commits, group rebalance."""
+import threading
+
+import pytest
+
+from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_json
+from polystack.streaming.runner import DlqLimitExceededError, RetriesExhaustedError, Runner, RunnerOptions
+from tests.helpers import committed, consume_all, produce, unique, wait_until
+
+
+class Recorder:
+    """A handler that records what it handled; `poison` payloads raise NonRetriableError."""
+
+    def __init__(self, fail_times: int = 0):
+        self.handled: list[tuple[int, int, dict]] = []
+        self.fail_times = fail_times
+        self.lock = threading.Lock()
+
+    def handle(self, message: Message) -> None:
+        if message.payload.get("poison"):
+            raise NonRetriableError(f"poison #{message.payload['n']}")
+        if self.fail_times:
+            self.fail_times -= 1
+            raise ConnectionError("database went away")
+        with self.lock:
+            self.handled.append((message.partition, message.offset, message.payload))
+
+    def numbers(self) -> list[int]:
+        with self.lock:
+            return [payload["n"] for _, _, payload in self.handled]
+
+
+def definition(topic: str, handler, *, dlq: str | None, **options) -> ConsumerDefinition:
+    return ConsumerDefinition(
+        name=unique("c"), topics=(topic,), group_id=unique("group"), handler_factory=lambda: handler,
+        dlq_topic=dlq, decoder=decode_json, **options,
+    )
+
+
+class Running:
+    """Run a Runner in a thread for the duration of a `with` block."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.runner.run()
+        except BaseException as exc:  # reported to the test
+            self.error = exc
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 30.0) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "runner did not stop"
+
+    def __exit__(self, *exc_info):
+        self.runner.stop()
+        self.join()
+
+
+def test_poison_message_goes_to_the_dlq_with_headers_and_the_rest_is_processed(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n, "poison": n == 5} for n in range(10)],
+            headers=[("correlationId", b"corr-1")])
+    handler = Recorder()
+    runner = Runner(definition(topic, handler, dlq=dlq))
+    with Running(runner):
+        wait_until(lambda: len(handler.handled) == 9, what="the nine good messages")
+        wait_until(lambda: committed(runner.group_id, topic, 1)[0] == 10, what="offsets committed past the poison")
+
+    assert handler.numbers() == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    [parked] = consume_all(dlq, 1)
+    headers = {k: v.decode() for k, v in parked.headers()}
+    assert headers["dlq.original.topic"] == topic
+    assert headers["dlq.original.partition"] == "0"
+    assert headers["dlq.original.offset"] == "5"
+    assert headers["dlq.consumer.group"] == runner.group_id
+    assert headers["dlq.error.class"] == "NonRetriableError"
+    assert headers["dlq.error.message"] == "poison #5"
+    assert headers["dlq.failed.at"].endswith("Z")
+    assert headers["correlationId"] == "corr-1", "the original headers travel with the message"
+    assert parked.value() == b'{"n": 5, "poison": true}'
+
+
+def test_undecodable_message_goes_to_the_dlq(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": 0}, b"{not json", {"n": 2}])
+    handler = Recorder()
+    with Running(Runner(definition(topic, handler, dlq=dlq))):
+        wait_until(lambda: handler.numbers() == [0, 2], what="the two good messages")
+    [parked] = consume_all(dlq, 1)
+    assert parked.value() == b"{not json"
+    assert dict(parked.headers())["dlq.error.class"] == b"NonRetriableError"
+
+
+def test_dlq_limit_stops_the_consumer_instead_of_flooding_the_dlq(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n, "poison": True} for n in range(50)])
+    runner = Runner(definition(topic, Recorder(), dlq=dlq, dlq_limit=DlqLimit(max_consecutive=3, max_ratio=None)))
+    running = Running(runner).__enter__()
+    running.join()
+
+    assert isinstance(running.error, DlqLimitExceededError)
+    assert "4 invalid messages in a row" in str(running.error)
+    assert len(consume_all(dlq, 50, timeout=3)) == 3
+    assert committed(runner.group_id, topic, 1)[0] == 3, "what was dead-lettered is committed, no more"
+
+
+def test_dlq_ratio_limit(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n, "poison": n % 2 == 0} for n in range(40)])
+    runner = Runner(definition(topic, Recorder(), dlq=dlq, dlq_limit=DlqLimit(max_consecutive=None, max_ratio=0.4, window=10)))
+    running = Running(runner).__enter__()
+    running.join()
+    assert isinstance(running.error, DlqLimitExceededError)
+    assert "of the last 10 messages invalid" in str(running.error)
+
+
+def test_retriable_errors_are_retried_and_nothing_is_dead_lettered(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n} for n in range(5)])
+    handler = Recorder(fail_times=2)
+    runner = Runner(definition(topic, handler, dlq=dlq), RunnerOptions(retry_backoff_s=0.05))
+    with Running(runner):
+        wait_until(lambda: sorted(set(handler.numbers())) == [0, 1, 2, 3, 4], what="all five handled")
+    assert runner.stats.dead_lettered == 0
+    assert consume_all(dlq, 1, timeout=2) == []
+
+
+def test_exhausted_retries_stop_loudly_and_commit_nothing_of_the_batch(topic_factory):
+    topic = topic_factory()
+    produce(topic, [{"n": n} for n in range(5)])
+    runner = Runner(definition(topic, Recorder(fail_times=10**6), dlq=None, max_retries=2),
+                    RunnerOptions(retry_backoff_s=0.01))
+    running = Running(runner).__enter__()
+    running.join()
+    assert isinstance(running.error, RetriesExhaustedError)
+    assert "ConnectionError" in str(running.error)
+    assert committed(runner.group_id, topic, 1)[0] < 0, "no offset committed"
+
+
+def test_flush_failure_retries_the_whole_batch(topic_factory):
+    """Buffered work is discarded and the batch handled again; offsets wait for a good flush."""
+    topic = topic_factory()
+    produce(topic, [{"n": n} for n in range(20)])
+
+    class Buffered:
+        def __init__(self):
+            self.buffer, self.written, self.flushes = [], [], 0
+
+        def handle(self, message):
+            self.buffer.append(message.payload["n"])
+
+        def flush(self):
+            self.flushes += 1
+            if self.flushes == 1:
+                raise ConnectionError("write failed")
+            self.written.extend(self.buffer)
+            self.buffer.clear()
+
+        def discard(self):
+            self.buffer.clear()
+
+    handler = Buffered()
+    runner = Runner(definition(topic, handler, dlq=None, max_batch_size=20, max_batch_time_ms=2000),
+                    RunnerOptions(retry_backoff_s=0.01))
+    with Running(runner):
+        wait_until(lambda: committed(runner.group_id, topic, 1)[0] == 20, what="the batch committed")
+    assert sorted(handler.written) == list(range(20)), "every message written once, none twice"
+
+
+def test_a_second_consumer_joining_splits_the_partitions_and_nothing_is_lost(topic_factory):
+    topic = topic_factory(partitions=4)
+    group = unique("group")
+    first, second = Recorder(), Recorder()
+
+    def runner_for(handler):
+        return Runner(
+            ConsumerDefinition(name="split", topics=(topic,), group_id=group, handler_factory=lambda: handler,
+                               dlq_topic=None, max_batch_size=50),
+        )
+
+    produce(topic, [{"n": n} for n in range(400)], key=lambda i: str(i).encode())
+    a = runner_for(first)
+    with Running(a):
+        wait_until(lambda: len(a.stats.assigned) == 4, what="the first consumer owning all partitions")
+        b = runner_for(second)
+        with Running(b):
+            wait_until(lambda: a.stats.assigned and b.stats.assigned and len(a.stats.assigned | b.stats.assigned) == 4,
+                       timeout=60, what="the partitions split between two consumers")
+            assert not (a.stats.assigned & b.stats.assigned), "no partition owned twice"
+            produce(topic, [{"n": n} for n in range(400, 800)], key=lambda i: str(i).encode())
+            wait_until(lambda: set(first.numbers()) | set(second.numbers()) >= set(range(800)),
+                       timeout=60, what="all 800 messages handled")
+            assert second.numbers(), "the second consumer took a share"
+            wait_until(lambda: sum(committed(group, topic, 4).values()) == 800, what="every offset committed")
