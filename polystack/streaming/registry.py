@@ -31,24 +31,42 @@ class UnknownConsumerError(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    """One Kafka message as handlers see it: `payload` is the decoded value."""
+    """One Kafka message as handlers see it: `payload` is the decoded value.
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int | None
-    payload: Any
+    A thin view over confluent-kafka's message: fields are read from it only when asked for,
+    which keeps the runner's per-message cost low (see `make bench`).
+    """
+
+    __slots__ = ("raw", "payload")
+
+    def __init__(self, raw, payload: Any):
+        self.raw = raw  # the confluent_kafka.Message, for anything this view lacks
+        self.payload = payload
+
+    topic = property(lambda self: self.raw.topic())
+    partition = property(lambda self: self.raw.partition())
+    offset = property(lambda self: self.raw.offset())
+    key = property(lambda self: self.raw.key())
+    value = property(lambda self: self.raw.value())
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.raw.headers() or []
+
+    @property
+    def timestamp_ms(self) -> int | None:
+        kind, timestamp = self.raw.timestamp()
+        return timestamp if kind else None
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
             if key == name:
                 return value.decode("utf-8", "replace") if value is not None else None
         return None
+
+    def __repr__(self) -> str:
+        return f"<Message {self.topic}[{self.partition}]@{self.offset}>"
 
 
 class Handler(Protocol):

@@ -1,0 +1,53 @@
+# PolyStack: `make run` and `make test` take a fresh machine from nothing to running / passing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export DJANGO_SETTINGS_MODULE ?= polystack.settings.local
+
+.PHONY: help venv stack-up stack-down stack-status migrate topics run test bench clean
+
+help:
+	@echo "make run           everything from nothing to the running system (Ctrl-C stops it)"
+	@echo "make test          everything from nothing to a passing suite"
+	@echo "make bench         benchmarks; prints figures and ratios"
+	@echo "make stack-up | stack-down | stack-status   the local Kafka, PostgreSQL and Redis"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+stack-up: venv
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+stack-status:
+	scripts/stack.sh status
+
+migrate: stack-up
+	$(PY) manage.py migrate --no-input
+
+topics: stack-up
+	$(PY) manage.py ensuretopics
+
+run: migrate topics
+	@$(PY) manage.py procfile --python $(abspath $(PY)) > .stack/Procfile
+	@$(PY) manage.py demouser --url http://127.0.0.1:8000/
+	@echo "Starting every role (Ctrl-C stops them all): $$(cut -d: -f1 .stack/Procfile | tr '\n' ' ')"
+	$(VENV)/bin/honcho start -f .stack/Procfile -d .
+
+test: stack-up
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest
+
+bench: stack-up
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m bench
+
+clean: stack-down
+	rm -rf .stack .cache $(VENV)

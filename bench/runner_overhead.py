@@ -1,0 +1,81 @@
+"""Runner overhead: messages/s through the runconsumer loop with a no-op handler, against a
+bare confluent-kafka consume loop over the same topic, alternated in one run.
+
+The bare loop does the least a real consumer does: consume batches, skip errors, hand each
+message's value to a function. Like the runner, it commits (asynchronously) after every batch.
+"""
+import time
+import uuid
+
+from confluent_kafka import Consumer
+
+from bench.common import fill, median, report, report_ratio, scratch_topic
+from polystack.streaming import kafka
+from polystack.streaming.registry import ConsumerDefinition, decode_bytes
+from polystack.streaming.runner import Runner, RunnerOptions
+
+MESSAGES = 300_000
+ROUNDS = 5
+BATCH = 500
+PAYLOAD = b'{"eventType":"TodoCreated","data":{"title":"benchmark message","description":"' + b"x" * 120 + b'"}}'
+
+
+def bare_loop(topic: str) -> float:
+    consumer = Consumer(kafka.base_config(**{
+        "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    }))
+    consumer.subscribe([topic])
+    seen, started = 0, None
+
+    def handle(value):  # the same no-op work as the runner's handler
+        pass
+
+    while seen < MESSAGES:
+        batch = consumer.consume(num_messages=BATCH, timeout=0.2)
+        if batch and started is None:
+            started = time.perf_counter()
+        for message in batch:
+            if message.error() is None:
+                handle(message.value())
+                seen += 1
+        consumer.commit(asynchronous=True)  # at-least-once: the position after the batch
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return MESSAGES / elapsed
+
+
+def runner_loop(topic: str) -> float:
+    class NoOp:
+        seen = 0
+        started = finished = None
+
+        def handle(self, message):
+            if self.started is None:
+                self.started = time.perf_counter()
+            self.seen += 1
+            if self.seen == MESSAGES:
+                self.finished = time.perf_counter()
+                runner.stop()
+
+    handler = NoOp()
+    definition = ConsumerDefinition(
+        name="bench-noop", topics=(topic,), group_id=f"bench-runner-{uuid.uuid4().hex[:8]}",
+        handler_factory=lambda: handler, dlq_topic=None, decoder=decode_bytes,
+        max_batch_size=BATCH, max_batch_time_ms=200,
+    )
+    runner = Runner(definition, RunnerOptions())
+    runner.run()
+    return MESSAGES / (handler.finished - handler.started)
+
+
+def run() -> None:
+    with scratch_topic(partitions=6) as topic:
+        print(f"  filling {topic} with {MESSAGES:,} messages of {len(PAYLOAD)} bytes ...", flush=True)
+        fill(topic, MESSAGES, PAYLOAD)
+        bare, ours = [], []
+        for _ in range(ROUNDS):  # alternate, so that machine noise hits both alike
+            bare.append(bare_loop(topic))
+            ours.append(runner_loop(topic))
+        report("bare confluent-kafka consume loop (median)", median(bare), "msg/s")
+        report("runconsumer loop, no-op handler, commits (median)", median(ours), "msg/s")
+        report_ratio("ratio runner / bare", median(ours) / median(bare), 0.7)

@@ -1,0 +1,47 @@
+"""The consumer registry: every registered consumer is runnable and wired to declared topics."""
+import pytest
+
+from polystack.streaming import registry
+from polystack.streaming.topics import BY_NAME
+
+APP_CONSUMERS = {name: d for name, d in registry.get_consumers().items() if not name.startswith("test-")}
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(registry.UnknownConsumerError, match="known consumers: "):
+        registry.get_consumer("nope")
+
+
+def test_two_consumers_cannot_share_a_name():
+    definition = registry.ConsumerDefinition(
+        name="dup-check", topics=("todo-events",), group_id="g", handler_factory=object, dlq_topic=None
+    )
+    registry.register(definition)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.ConsumerDefinition(
+            name="dup-check", topics=("reminder-events",), group_id="g", handler_factory=object, dlq_topic=None
+        ))
+
+
+def test_a_definition_needs_a_topic():
+    with pytest.raises(ValueError, match="subscribes to no topic"):
+        registry.ConsumerDefinition(name="x", topics=(), group_id="g", handler_factory=object, dlq_topic=None)
+
+
+def test_json_decoder_rejects_garbage_as_non_retriable():
+    assert registry.decode_json(b'{"a": 1}') == {"a": 1}
+    for bad in (b"{", b"\xff", None):
+        with pytest.raises(registry.NonRetriableError):
+            registry.decode_json(bad)
+
+
+@pytest.mark.parametrize("name", sorted(APP_CONSUMERS) or ["(none yet)"])
+def test_every_app_consumer_is_wired_to_declared_topics(name):
+    if name == "(none yet)":
+        assert APP_CONSUMERS == {}
+        return
+    definition = APP_CONSUMERS[name]
+    assert all(topic in BY_NAME for topic in definition.topics), "subscribes to declared topics only"
+    assert definition.dlq_topic in BY_NAME, "has a declared DLQ topic"
+    handler = definition.handler_factory()
+    assert callable(handler.handle)
