@@ -88,8 +88,10 @@ kafka_fetch() {
   command -v mvn >/dev/null || apt_install maven
   say "resolving Apache Kafka $KAFKA_VERSION from Maven Central into ${KAFKA_LIBS#$ROOT/}"
   rm -rf "$KAFKA_LIBS.tmp"
-  mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp"
+  mkdir -p "$CACHE"
+  mvn -B -f "$ROOT/scripts/kafka/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" \
+    >"$CACHE/maven.log" 2>&1 || die "Maven could not resolve Kafka; see ${CACHE#$ROOT/}/maven.log"
   mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
 }
 
@@ -100,11 +102,13 @@ kafka_configure() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$((KAFKA_PORT + 1))
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$((KAFKA_PORT + 1))
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+# FAULTY is for failure tests: it advertises port +200, where a test runs a TCP proxy it can
+# cut, so a client bootstrapped there loses the broker while everyone else keeps it.
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$((KAFKA_PORT + 1)),FAULTY://127.0.0.1:$((KAFKA_PORT + 100))
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,FAULTY://127.0.0.1:$((KAFKA_PORT + 200))
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,FAULTY:PLAINTEXT
 log.dirs=$KAFKA_DIR/data
 # Topics are code (manage.py ensuretopics); a typo must fail, not create a topic.
 auto.create.topics.enable=false

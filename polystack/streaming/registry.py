@@ -111,7 +111,7 @@ class ConsumerDefinition:
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     max_retries: int = 5
     max_batch_size: int = 500
-    max_batch_time_ms: int = 200
+    max_batch_time_ms: int = 0  # how long a batch waits to fill after its first message
     description: str = ""
 
     def __post_init__(self):

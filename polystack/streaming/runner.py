@@ -42,6 +42,10 @@ _REBALANCE_ERRORS = {
 }
 
 
+# How long an idle poll waits before the loop looks at its stop flag again.
+IDLE_POLL_S = 0.5
+
+
 class ConsumerStoppedError(Exception):
     """The consumer stopped loudly; the message says why. The process should exit non-zero."""
 
@@ -133,7 +137,8 @@ class Runner:
         self.options = options or RunnerOptions()
         self.group_id = self.options.group_id or definition.group_id
         self.batch_size = self.options.max_batch_size or definition.max_batch_size
-        self.batch_time_s = (self.options.max_batch_time_ms or definition.max_batch_time_ms) / 1000
+        batch_time_ms = self.options.max_batch_time_ms
+        self.batch_time_s = (definition.max_batch_time_ms if batch_time_ms is None else batch_time_ms) / 1000
         self.stats = RunnerStats()
         self.close_hung = False
         self._stopping = threading.Event()
@@ -242,7 +247,7 @@ class Runner:
         logger.info("consuming %s %s", ",".join(self.definition.topics), self._log_extra)
         try:
             while not self.stopping:
-                batch = self._consumer.consume(num_messages=self.batch_size, timeout=self.batch_time_s)
+                batch = self._next_batch()
                 self._touch_healthcheck()
                 if batch:
                     self._process(batch)
@@ -254,14 +259,28 @@ class Runner:
             self._remove_healthcheck()
             self._close()
 
+    def _next_batch(self) -> list:
+        """What is ready, up to the batch size; when nothing is, wait for the first message and
+        then up to max_batch_time for more. Under load batches fill at once; when idle the
+        first message is handled without waiting for company (latency matters to
+        read-your-writes and live pushes)."""
+        consume = self._consumer.consume
+        batch = consume(num_messages=self.batch_size, timeout=0)
+        if not batch:
+            batch = consume(num_messages=1, timeout=IDLE_POLL_S)
+            if batch and self.batch_size > 1:
+                batch += consume(num_messages=self.batch_size - 1, timeout=self.batch_time_s)
+        return batch
+
     def _process(self, batch: list) -> None:
         self.stats.batches += 1
         self.stats.consumed += len(batch)
         dead: set[tuple[str, int, int]] = set()  # DLQ'd in an earlier attempt of this batch
+        handle_all = self._handle_batch if hasattr(self._handler, "handle_batch") else self._handle_all
         attempt = 0
         while True:
             try:
-                done = self._handle_all(batch, dead, first_attempt=attempt == 0)
+                done = handle_all(batch, dead, first_attempt=attempt == 0)
                 break
             except (ConsumerStoppedError, Abandoned):
                 raise
@@ -327,6 +346,38 @@ class Runner:
             limiter.valid(valid_run)
         done = self._offsets(finished, errors)
         self._finish(done, handled + valid_run)
+        return done
+
+    def _handle_batch(self, batch: list, dead: set, *, first_attempt: bool) -> dict[tuple[str, int], int]:
+        """The same for a handler with `handle_batch(messages)`, which applies a whole batch at
+        once (one transaction) and returns the (message, NonRetriableError) pairs it rejected."""
+        decoder = self._decoder
+        messages: list[Message] = []
+        rejected: list[tuple[Message, NonRetriableError]] = []
+        errors = False
+        for raw in batch:
+            if raw.error() is not None:
+                errors = True
+                self._consume_error(raw.error())
+                continue
+            if dead and (raw.topic(), raw.partition(), raw.offset()) in dead:
+                continue
+            try:
+                messages.append(Message(raw, raw.value() if decoder is None else decoder(raw.value())))
+            except NonRetriableError as exc:
+                rejected.append((Message(raw, None), exc))
+        handler_rejects = list(self._handler.handle_batch(messages) or ())
+        valid = len(messages) - len(handler_rejects)
+        rejected += handler_rejects
+        if first_attempt:
+            self._limiter.valid(valid)
+        for message, exc in rejected:
+            if first_attempt:
+                self._limiter.invalid()
+            self._dead_letter(message, exc)
+            dead.add((message.topic, message.partition, message.offset))
+        done = self._offsets(batch, errors)
+        self._finish(done, valid)
         return done
 
     def _consume_error(self, error: KafkaError) -> None:

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("name", nargs="?", help="The registered consumer to run (see --list).")
         parser.add_argument("--list", action="store_true", help="List the registered consumers and exit.")
         parser.add_argument("--max-batch-size", type=int, help="Messages handled per commit (default: the consumer's).")
-        parser.add_argument("--max-batch-time-ms", type=int, help="Longest wait to fill a batch (default: the consumer's).")
+        parser.add_argument("--max-batch-time-ms", type=int, help="How long a batch may wait to fill after its first message; 0 takes what is ready (default: the consumer's).")
         parser.add_argument("--join-timeout", type=float, default=10.0, help="Seconds to finish the batch in hand on shutdown.")
         parser.add_argument("--group-id", help="Consumer group id instead of the registered one.")
         parser.add_argument(
@@ -47,8 +47,8 @@ class Command(BaseCommand):
         if not name:
             raise CommandError(f"name a consumer; known consumers: {', '.join(get_consumers()) or '(none)'}")
         for option in ("max_batch_size", "max_batch_time_ms"):
-            if options[option] is not None and options[option] < 1:
-                raise CommandError(f"--{option.replace('_', '-')} must be at least 1")
+            if options[option] is not None and options[option] < (1 if option == "max_batch_size" else 0):
+                raise CommandError(f"--{option.replace('_', '-')} is out of range")
         try:
             definition = get_consumer(name)
         except UnknownConsumerError as exc:
