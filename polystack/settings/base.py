@@ -66,8 +66,13 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env.get("DATABASE_URL")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.get_int("DATABASE_CONNECT_TIMEOUT", 5)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+# A connection pool rather than persistent connections: under ASGI every request runs its
+# sync code in a thread of its own, and a per-thread connection would leak with it.
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    connect_timeout=env.get_int("DATABASE_CONNECT_TIMEOUT", 5),
+    pool={"min_size": 1, "max_size": env.get_int("DATABASE_POOL_SIZE", 20), "timeout": 10},
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -124,6 +129,11 @@ SPECTACULAR_SETTINGS = {
 KAFKA_BOOTSTRAP_SERVERS = env.get("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_REPLICATION_FACTOR = env.get_int("KAFKA_REPLICATION_FACTOR")
 KAFKA_CLIENT_ID = env.get("KAFKA_CLIENT_ID", "polystack")
+# The todo projection: a snapshot every N applied events (0: only on demand), and how long a
+# command waits for its events to be projected before answering 202 instead of 200/201.
+PROJECTION_SNAPSHOT_EVERY = env.get_int("PROJECTION_SNAPSHOT_EVERY", 100_000)
+READ_YOUR_WRITES_TIMEOUT_S = float(env.get("READ_YOUR_WRITES_TIMEOUT_S", "2.0"))
+
 # Extra modules that register consumers, besides every app's `consumers` module.
 POLYSTACK_CONSUMER_MODULES = env.get_list("POLYSTACK_CONSUMER_MODULES", "")
 

@@ -1,0 +1,92 @@
+"""The read side: tables maintained from `todo-events` by `runconsumer projections`.
+
+Every table here can be dropped and rebuilt from the events (`manage.py replay projections`).
+They are written only by apps.projections.store, in raw SQL, so that the same code can fill
+the live tables or a rebuild beside them.
+"""
+from django.db import models
+
+
+class TodoView(models.Model):
+    """The current state of each todo, as the API shows it. Deleted todos stay as tombstones
+    (deleted_at set) so that late duplicates are recognised; the API hides them."""
+
+    id = models.UUIDField(primary_key=True)
+    user_id = models.BigIntegerField(db_index=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    priority = models.CharField(max_length=10)
+    completed = models.BooleanField(default=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.BigIntegerField(null=True, blank=True, db_index=True)
+    due_date = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "todo (projection)"
+        verbose_name_plural = "todos (projection)"
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TodoEvent(models.Model):
+    """Each todo's event history: the envelopes, in aggregateVersion order."""
+
+    event_id = models.UUIDField(primary_key=True)
+    todo_id = models.UUIDField()
+    aggregate_version = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    envelope = models.JSONField()
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["todo_id", "aggregate_version"], name="projections_event_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.todo_id} v{self.aggregate_version}"
+
+
+class ProjectionOffset(models.Model):
+    """The next offset to apply per partition, written in the same transaction as the rows:
+    the projection's exact position, which snapshots record and replays start from."""
+
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    next_offset = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["topic", "partition"], name="projections_offset_per_partition")]
+
+
+class Snapshot(models.Model):
+    """A consistent copy of the projection and the offsets it corresponds to."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    offsets = models.JSONField(help_text='{"<topic>:<partition>": next_offset}')
+    todo_count = models.PositiveIntegerField()
+    event_count = models.PositiveBigIntegerField()
+    reason = models.CharField(max_length=32, help_text="periodic or on demand")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} ({self.event_count} events)"
+
+
+class SnapshotTodo(models.Model):
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    row = models.JSONField()
+
+
+class SnapshotEvent(models.Model):
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    row = models.JSONField()

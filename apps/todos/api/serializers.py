@@ -1,0 +1,88 @@
+"""Input validation and output shape of the todo API (camelCase, as the events)."""
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from apps.projections.models import TodoView
+from apps.todos.events import PRIORITIES
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, naming them, instead of ignoring a typo silently."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class CommandSerializer(StrictSerializer):
+    expectedVersion = serializers.IntegerField(min_value=1, required=False)
+
+
+class TodoCreateSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    priority = serializers.ChoiceField(choices=PRIORITIES, required=False, default="medium")
+    dueDate = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class TodoUpdateSerializer(CommandSerializer):
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if "title" not in attrs and "description" not in attrs:
+            raise serializers.ValidationError({"title": ["Give a title or a description to change."]})
+        return attrs
+
+
+class TodoAssignSerializer(CommandSerializer):
+    assignedTo = serializers.CharField(max_length=64)
+
+    def validate_assignedTo(self, value):
+        user = get_user_model().objects.filter(pk=int(value) if value.isdigit() else None, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError("No such user.")
+        return user
+
+
+class TodoPrioritizeSerializer(CommandSerializer):
+    priority = serializers.ChoiceField(choices=PRIORITIES)
+
+
+class TodoFilterSerializer(StrictSerializer):
+    completed = serializers.BooleanField(required=False, allow_null=True, default=None)
+    priority = serializers.ChoiceField(choices=PRIORITIES, required=False)
+    assignedTo = serializers.IntegerField(min_value=1, required=False)
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class TodoSerializer(serializers.ModelSerializer):
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+    assignedTo = serializers.SerializerMethodField()
+    userId = serializers.SerializerMethodField()
+    dueDate = serializers.DateTimeField(source="due_date", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    class Meta:
+        model = TodoView
+        fields = ["id", "title", "description", "priority", "completed", "completedAt", "assignedTo", "userId",
+                  "dueDate", "createdAt", "updatedAt", "version"]
+
+    def get_assignedTo(self, todo) -> str | None:
+        return None if todo.assigned_to is None else str(todo.assigned_to)
+
+    def get_userId(self, todo) -> str:
+        return str(todo.user_id)
+
+
+class AcceptedSerializer(serializers.Serializer):
+    """The answer when the projection has not caught up within the bound (202)."""
+
+    id = serializers.UUIDField()
+    url = serializers.CharField()
+    version = serializers.IntegerField()

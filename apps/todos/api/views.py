@@ -1,0 +1,151 @@
+"""The todo REST API: commands go to apps.todos.services, reads to apps.projections.selectors.
+
+A command answers 201/200 with the projected todo once its events are applied (read your
+writes, bounded by READ_YOUR_WRITES_TIMEOUT_S), or 202 with the todo's id and URL when the
+bound passes: the command itself is committed either way.
+"""
+import re
+import uuid
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.projections import selectors
+from apps.todos import services
+from apps.todos.api import serializers as s
+
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+class TodoPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def correlation_id(request: Request) -> str:
+    """The caller's X-Correlation-ID when it is sane, else a new one."""
+    given = request.headers.get("X-Correlation-ID", "")
+    return given if CORRELATION_ID.match(given) else str(uuid.uuid4())
+
+
+class TodoViewSet(viewsets.ViewSet):
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def _todo_url(self, request: Request, todo_id) -> str:
+        return request.build_absolute_uri(reverse("todo-detail", kwargs={"pk": str(todo_id)}))
+
+    def _run(self, request: Request, command, *, created: bool = False, gone: bool = False, **arguments) -> Response:
+        """Run a service command and answer with the projected result (read your writes)."""
+        cid = correlation_id(request)
+        try:
+            result = command(actor=request.user, correlation_id=cid, **arguments)
+        except services.TodoNotFoundError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND, headers={"X-Correlation-ID": cid})
+        except services.TodoForbiddenError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN, headers={"X-Correlation-ID": cid})
+        except services.VersionConflictError as exc:
+            return Response({"detail": str(exc), "currentVersion": exc.current}, status=status.HTTP_409_CONFLICT,
+                            headers={"X-Correlation-ID": cid})
+        except services.TodoConflictError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT, headers={"X-Correlation-ID": cid})
+        headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
+        todo = selectors.todo_wait_for_version(
+            todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S
+        )
+        if todo is None:
+            body = {"id": result.todo_id, "url": headers["Location"], "version": result.version}
+            return Response(s.AcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED, headers=headers)
+        if gone:
+            return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
+        return Response(s.TodoSerializer(todo).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                        headers=headers)
+
+    @staticmethod
+    def _valid(serializer_class, request: Request) -> dict:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("completed", bool), OpenApiParameter("priority", str, enum=["low", "medium", "high", "urgent"]),
+            OpenApiParameter("assignedTo", str), OpenApiParameter("page", int), OpenApiParameter("page_size", int),
+        ],
+        responses=s.TodoSerializer(many=True),
+    )
+    def list(self, request: Request) -> Response:
+        """Your todos and those assigned to you, newest first."""
+        filters = s.TodoFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        todos = selectors.todo_list(
+            user=request.user,
+            completed=filters.validated_data.get("completed"),
+            priority=filters.validated_data.get("priority"),
+            assigned_to=filters.validated_data.get("assignedTo"),
+        )
+        paginator = TodoPagination()
+        page = paginator.paginate_queryset(todos, request, view=self)
+        return paginator.get_paginated_response(s.TodoSerializer(page, many=True).data)
+
+    @extend_schema(responses=s.TodoSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        todo = selectors.todo_get(user=request.user, todo_id=uuid.UUID(pk))
+        if todo is None:
+            raise NotFound(f"todo {pk} not found")
+        return Response(s.TodoSerializer(todo).data)
+
+    @extend_schema(request=s.TodoCreateSerializer, responses={201: s.TodoSerializer, 202: s.AcceptedSerializer})
+    def create(self, request: Request) -> Response:
+        data = self._valid(s.TodoCreateSerializer, request)
+        return self._run(request, services.todo_create, created=True, title=data["title"],
+                         description=data["description"], priority=data["priority"], due_date=data["dueDate"])
+
+    @extend_schema(request=s.TodoUpdateSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        data = self._valid(s.TodoUpdateSerializer, request)
+        return self._run(request, services.todo_update, todo_id=uuid.UUID(pk), title=data.get("title"),
+                         description=data.get("description"), expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.CommandSerializer, responses={204: None, 202: s.AcceptedSerializer})
+    def destroy(self, request: Request, pk: str) -> Response:
+        data = self._valid(s.CommandSerializer, request)
+        return self._run(request, services.todo_delete, gone=True, todo_id=uuid.UUID(pk),
+                         expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.CommandSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str) -> Response:
+        data = self._valid(s.CommandSerializer, request)
+        return self._run(request, services.todo_complete, todo_id=uuid.UUID(pk),
+                         expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.TodoAssignSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str) -> Response:
+        data = self._valid(s.TodoAssignSerializer, request)
+        return self._run(request, services.todo_assign, todo_id=uuid.UUID(pk), assignee=data["assignedTo"],
+                         expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.TodoPrioritizeSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def prioritize(self, request: Request, pk: str) -> Response:
+        data = self._valid(s.TodoPrioritizeSerializer, request)
+        return self._run(request, services.todo_prioritize, todo_id=uuid.UUID(pk), priority=data["priority"],
+                         expected_version=data.get("expectedVersion"))
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        """The todo's event envelopes, in aggregateVersion order."""
+        envelopes = selectors.todo_events(user=request.user, todo_id=uuid.UUID(pk))
+        if envelopes is None:
+            raise NotFound(f"todo {pk} not found")
+        return Response(envelopes)

@@ -1,0 +1,139 @@
+"""The todo events: envelope, JSON Schema validation and upcasting of older schema versions.
+
+Every event on `todo-events` is one JSON envelope (schemas/envelope.json) whose `data` is
+checked against schemas/<eventType>.v<schemaVersion>.json. The producer validates before an
+event enters the outbox; consumers call `read()`, which validates the event at the version
+it was written with and lifts it to the current version, so handlers only ever see the
+current shape.
+"""
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from polystack.streaming.registry import NonRetriableError
+
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+TODO_CREATED = "TodoCreated"
+TODO_UPDATED = "TodoUpdated"
+TODO_COMPLETED = "TodoCompleted"
+TODO_DELETED = "TodoDeleted"
+TODO_ASSIGNED = "TodoAssigned"
+TODO_PRIORITIZED = "TodoPrioritized"
+
+CURRENT_VERSIONS: dict[str, int] = {
+    TODO_CREATED: 2,
+    TODO_UPDATED: 1,
+    TODO_COMPLETED: 1,
+    TODO_DELETED: 1,
+    TODO_ASSIGNED: 1,
+    TODO_PRIORITIZED: 1,
+}
+PRIORITIES = ("low", "medium", "high", "urgent")
+DEFAULT_PRIORITY = "medium"
+
+
+class InvalidEventError(NonRetriableError):
+    """An event that breaks its schema, or of an unknown type or version: never retried."""
+
+
+def _todo_created_v1_to_v2(data: dict) -> dict:
+    return {**data, "priority": DEFAULT_PRIORITY, "dueDate": None}
+
+
+# (eventType, version) -> function lifting `data` from that version to the next one.
+UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
+    (TODO_CREATED, 1): _todo_created_v1_to_v2,
+}
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    path = SCHEMAS / f"{name}.json"
+    if not path.exists():
+        raise InvalidEventError(f"no schema {name}")
+    return Draft202012Validator(json.loads(path.read_text()))
+
+
+def _check(name: str, instance: Any) -> None:
+    error = next(_validator(name).iter_errors(instance), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise InvalidEventError(f"{name}: {where}: {error.message}")
+
+
+def validate(envelope: dict) -> None:
+    """Raise InvalidEventError unless `envelope` matches its envelope and data schemas."""
+    _check("envelope", envelope)
+    event_type, version = envelope["eventType"], envelope["schemaVersion"]
+    if event_type not in CURRENT_VERSIONS:
+        raise InvalidEventError(f"unknown eventType {event_type!r}")
+    if version > CURRENT_VERSIONS[event_type]:
+        raise InvalidEventError(f"{event_type} v{version} is newer than this code knows (v{CURRENT_VERSIONS[event_type]})")
+    _check(f"{event_type}.v{version}", envelope["data"])
+
+
+def upcast(envelope: dict) -> dict:
+    """Lift a valid envelope to the current schema version of its type (a new dict)."""
+    event_type, version = envelope["eventType"], envelope["schemaVersion"]
+    data = envelope["data"]
+    while version < CURRENT_VERSIONS[event_type]:
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    if version == envelope["schemaVersion"]:
+        return envelope
+    return {**envelope, "schemaVersion": version, "data": data}
+
+
+def read(payload: Any) -> dict:
+    """Every consumer's way in: validate at the written version, then upcast."""
+    if not isinstance(payload, dict):
+        raise InvalidEventError("an event must be a JSON object")
+    validate(payload)
+    return upcast(payload)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_envelope(
+    *,
+    event_type: str,
+    aggregate_id: uuid.UUID,
+    aggregate_version: int,
+    user_id: str,
+    data: dict,
+    correlation_id: str,
+    occurred_at: datetime,
+    causation_id: str | None = None,
+) -> dict:
+    """A current-version envelope, validated: an invalid event never reaches the outbox."""
+    envelope = {
+        "eventId": str(uuid.uuid4()),
+        "eventType": event_type,
+        "schemaVersion": CURRENT_VERSIONS[event_type],
+        "occurredAt": iso(occurred_at),
+        "aggregateId": str(aggregate_id),
+        "aggregateVersion": aggregate_version,
+        "userId": user_id,
+        "correlationId": correlation_id,
+        "causationId": causation_id,
+        "data": data,
+    }
+    validate(envelope)
+    return envelope
+
+
+def kafka_headers(envelope: dict) -> list[tuple[str, bytes]]:
+    return [
+        ("eventType", envelope["eventType"].encode()),
+        ("schemaVersion", str(envelope["schemaVersion"]).encode()),
+        ("correlationId", envelope["correlationId"].encode()),
+    ]

@@ -1,0 +1,205 @@
+"""Todo commands: check the rules against the write-side state, emit events into the outbox.
+
+Each command runs in one transaction: lock the todo's state row, decide, bump the version,
+append the events to the outbox and NOTIFY the relay. Nothing is published to Kafka here —
+that is the relay's job, after commit (no dual write).
+"""
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.todos import events
+from apps.todos.models import OutboxEvent, TodoState
+from polystack.streaming.topics import TODO_EVENTS
+
+OUTBOX_CHANNEL = "todos_outbox"
+
+
+class TodoError(Exception):
+    """Base of the errors a todo command can end with."""
+
+
+class TodoNotFoundError(TodoError):
+    """No such todo, or not one the user may see."""
+
+
+class TodoForbiddenError(TodoError):
+    """The user may see the todo but not do this to it (e.g. an assignee changing the title)."""
+
+
+class TodoConflictError(TodoError):
+    """The todo's state forbids the command (e.g. it is deleted)."""
+
+
+class VersionConflictError(TodoConflictError):
+    def __init__(self, *, expected: int, current: int):
+        super().__init__(f"expected version {expected}, but the todo is at version {current}")
+        self.expected = expected
+        self.current = current
+
+
+@dataclass
+class CommandResult:
+    todo_id: uuid.UUID
+    version: int
+    events: list[dict] = field(default_factory=list)
+
+
+def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str, now: datetime) -> dict:
+    state.version += 1
+    envelope = events.new_envelope(
+        event_type=event_type,
+        aggregate_id=state.id,
+        aggregate_version=state.version,
+        user_id=str(state.owner_id),
+        data={"todoId": str(state.id), **data},
+        correlation_id=correlation_id,
+        occurred_at=now,
+    )
+    OutboxEvent.objects.create(
+        event_id=envelope["eventId"], topic=TODO_EVENTS, key=str(state.owner_id), envelope=envelope
+    )
+    with connection.cursor() as cursor:  # delivered at commit; wakes the relay at once
+        cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])
+    return envelope
+
+
+def _load_for_command(
+    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None, assignee_may: bool = False
+) -> TodoState:
+    """Lock the todo's state for this transaction and check who may do what to it."""
+    state = TodoState.objects.select_for_update().filter(id=todo_id).first()
+    if state is None or (state.owner_id != actor.pk and state.assigned_to_id != actor.pk):
+        raise TodoNotFoundError(f"todo {todo_id} not found")
+    if state.deleted:
+        raise TodoConflictError("the todo is deleted")
+    if state.owner_id != actor.pk and not assignee_may:
+        raise TodoForbiddenError("only the todo's owner may do this")
+    if expected_version is not None and expected_version != state.version:
+        raise VersionConflictError(expected=expected_version, current=state.version)
+    return state
+
+
+@transaction.atomic
+def todo_create(
+    *,
+    actor: AbstractBaseUser,
+    title: str,
+    description: str = "",
+    priority: str = events.DEFAULT_PRIORITY,
+    due_date: datetime | None = None,
+    correlation_id: str,
+) -> CommandResult:
+    now = timezone.now()
+    state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now)
+    envelope = _emit(
+        state=state,
+        event_type=events.TODO_CREATED,
+        data={
+            "title": title,
+            "description": description,
+            "userId": str(actor.pk),
+            "createdAt": events.iso(now),
+            "priority": priority,
+            "dueDate": events.iso(due_date) if due_date else None,
+        },
+        correlation_id=correlation_id,
+        now=now,
+    )
+    state.save(force_insert=True)
+    return CommandResult(state.id, state.version, [envelope])
+
+
+def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False) -> CommandResult:
+    """Run `decide(state, now) -> [(event_type, data), ...]` under the todo's lock; emit the events."""
+    with transaction.atomic():
+        state = _load_for_command(
+            actor=actor, todo_id=todo_id, expected_version=expected_version, assignee_may=assignee_may
+        )
+        now = timezone.now()
+        emitted = [
+            _emit(state=state, event_type=event_type, data=data, correlation_id=correlation_id, now=now)
+            for event_type, data in decide(state, now)
+        ]
+        state.save()
+        return CommandResult(state.id, state.version, emitted)
+
+
+def todo_update(
+    *,
+    actor: AbstractBaseUser,
+    todo_id: uuid.UUID,
+    title: str | None = None,
+    description: str | None = None,
+    expected_version: int | None = None,
+    correlation_id: str,
+) -> CommandResult:
+    """Change title and/or description; the event carries both new values."""
+
+    def decide(state, now):
+        state.title = state.title if title is None else title
+        state.description = state.description if description is None else description
+        data = {"title": state.title, "description": state.description, "updatedAt": events.iso(now)}
+        return [(events.TODO_UPDATED, data)]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide)
+
+
+def todo_complete(
+    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
+) -> CommandResult:
+    def decide(state, now):
+        if state.completed:
+            raise TodoConflictError("the todo is already completed")
+        state.completed = True
+        return [(events.TODO_COMPLETED, {"completedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide, assignee_may=True)
+
+
+def todo_delete(
+    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
+) -> CommandResult:
+    def decide(state, now):
+        state.deleted = True
+        return [(events.TODO_DELETED, {"deletedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide)
+
+
+def todo_assign(
+    *,
+    actor: AbstractBaseUser,
+    todo_id: uuid.UUID,
+    assignee: AbstractBaseUser,
+    expected_version: int | None = None,
+    correlation_id: str,
+) -> CommandResult:
+    def decide(state, now):
+        state.assigned_to_id = assignee.pk
+        return [(events.TODO_ASSIGNED, {"assignedTo": str(assignee.pk), "assignedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide)
+
+
+def todo_prioritize(
+    *,
+    actor: AbstractBaseUser,
+    todo_id: uuid.UUID,
+    priority: str,
+    expected_version: int | None = None,
+    correlation_id: str,
+) -> CommandResult:
+    def decide(state, now):
+        return [(events.TODO_PRIORITIZED, {"priority": priority, "prioritizedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide)
