@@ -25,3 +25,47 @@ def topic_factory():
 
     yield make
     helpers.delete_topics(created)
+
+
+@pytest.fixture
+def event_topics(settings):
+    """Every declared topic under a prefix of this test's own; the settings point at them."""
+    from polystack.streaming.topic_admin import ensure_topics
+    from polystack.streaming.topics import resolved_specs
+
+    prefix = helpers.unique("t") + "."
+    settings.KAFKA_TOPIC_PREFIX = prefix
+    specs = resolved_specs()
+    ensure_topics(admin=kafka.admin_client(), specs=specs, replication_factor=1)
+    yield prefix
+    helpers.delete_topics(spec.name for spec in specs)
+
+
+@pytest.fixture
+def roles(transactional_db, event_topics, settings):
+    """Start roles (`runrelay`, `runconsumer projections`, ...) as real processes on the test
+    database and this test's topics; stopped at the end of the test."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    database_url = f"postgres://{params['USER']}:{params['PASSWORD']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+    settings.READ_YOUR_WRITES_TIMEOUT_S = 15.0  # processes start slowly on a busy machine
+    started = []
+
+    def start(*args: str, env: dict | None = None):
+        process = helpers.manage(
+            *args, env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, **(env or {})}
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        helpers.stop(process)
+
+
+@pytest.fixture
+def user_factory(db):
+    from tests.factories import UserFactory
+
+    return UserFactory

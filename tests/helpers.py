@@ -97,3 +97,26 @@ def manage(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
     )
+
+
+def stop(process: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str, str]:
+    """SIGTERM a process started by manage() and collect its output."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    return process.returncode, out, err
+
+
+def api_client(user):
+    """A DRF client authenticated the way users are: with the user's token."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

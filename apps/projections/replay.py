@@ -22,7 +22,7 @@ from apps.projections.models import Snapshot
 from apps.todos import events
 from polystack.streaming import kafka
 from polystack.streaming.registry import NonRetriableError
-from polystack.streaming.topics import TODO_EVENTS
+from polystack.streaming.topics import TODO_EVENTS, resolve
 
 logger = logging.getLogger("apps.projections.replay")
 
@@ -71,6 +71,7 @@ def replay(
         if snapshot is None:
             raise ReplayError("there is no snapshot yet; take one with `manage.py snapshot projections`")
     start = store.prepare_rebuild(snapshot_id=snapshot.pk if snapshot else None)
+    topic = resolve(TODO_EVENTS)
 
     consumer = Consumer(kafka.base_config(**{
         "group.id": f"projections-replay-{uuid.uuid4().hex[:8]}",  # assign() only; nothing is committed
@@ -78,12 +79,12 @@ def replay(
         "auto.offset.reset": "earliest",
     }))
     try:
-        partitions = sorted(consumer.list_topics(TODO_EVENTS, timeout=10).topics[TODO_EVENTS].partitions)
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         positions = {}
         for p in partitions:
-            low = consumer.get_watermark_offsets(TopicPartition(TODO_EVENTS, p), timeout=10)[0]
-            positions[p] = max(start.get((TODO_EVENTS, p), low), low)
-        consumer.assign([TopicPartition(TODO_EVENTS, p, positions[p]) for p in partitions])
+            low = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]
+            positions[p] = max(start.get((topic, p), low), low)
+        consumer.assign([TopicPartition(topic, p, positions[p]) for p in partitions])
         counters = {"applied": 0, "rejected": 0, "done": 0}
         last_report = 0.0
 
@@ -94,15 +95,15 @@ def replay(
                 progress(ReplayProgress(counters["done"], total, now - started, phase))
                 last_report = now
 
-        targets = _ends(consumer, partitions)
+        targets = _ends(consumer, topic, partitions)
         total = _remaining(positions, targets)
-        _consume_until(consumer, positions, targets, batch_size, counters, lambda: report("rebuilding", total))
+        _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("rebuilding", total))
 
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [store.LOCK_KEY])  # live applies wait
-            targets = _ends(consumer, partitions)
+            targets = _ends(consumer, topic, partitions)
             total = counters["done"] + _remaining(positions, targets)
-            _consume_until(consumer, positions, targets, batch_size, counters, lambda: report("catching up", total))
+            _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("catching up", total))
             store.swap_in_rebuild(cursor)
         report("swapped", counters["done"], force=True)
     finally:
@@ -111,15 +112,15 @@ def replay(
                         time.monotonic() - started)
 
 
-def _ends(consumer: Consumer, partitions: list[int]) -> dict[int, int]:
-    return {p: consumer.get_watermark_offsets(TopicPartition(TODO_EVENTS, p), timeout=10)[1] for p in partitions}
+def _ends(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
 
 
 def _remaining(positions: dict[int, int], targets: dict[int, int]) -> int:
     return sum(max(targets[p] - positions[p], 0) for p in targets)
 
 
-def _consume_until(consumer, positions: dict[int, int], targets: dict[int, int], batch_size: int,
+def _consume_until(consumer, topic: str, positions: dict[int, int], targets: dict[int, int], batch_size: int,
                    counters: dict, tick) -> None:
     """Apply events to the rebuild tables until every partition reached its target offset.
     `positions` (the next offset per partition) is updated as the events are applied."""
@@ -128,7 +129,7 @@ def _consume_until(consumer, positions: dict[int, int], targets: dict[int, int],
         batch = consumer.consume(num_messages=batch_size, timeout=1.0)
         if not batch:
             # Control records (transaction markers) end a partition without a message.
-            for tp in consumer.position([TopicPartition(TODO_EVENTS, p) for p in pending]):
+            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
                 if tp.offset >= targets[tp.partition]:
                     positions[tp.partition] = tp.offset
                     pending.discard(tp.partition)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.todos import events
 from apps.todos.models import OutboxEvent, TodoState
-from polystack.streaming.topics import TODO_EVENTS
+from polystack.streaming.topics import TODO_EVENTS, resolve
 
 OUTBOX_CHANNEL = "todos_outbox"
 
@@ -61,7 +61,7 @@ def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str,
         occurred_at=now,
     )
     OutboxEvent.objects.create(
-        event_id=envelope["eventId"], topic=TODO_EVENTS, key=str(state.owner_id), envelope=envelope
+        event_id=envelope["eventId"], topic=resolve(TODO_EVENTS), key=str(state.owner_id), envelope=envelope
     )
     with connection.cursor() as cursor:  # delivered at commit; wakes the relay at once
         cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])

@@ -129,6 +129,7 @@ SPECTACULAR_SETTINGS = {
 KAFKA_BOOTSTRAP_SERVERS = env.get("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_REPLICATION_FACTOR = env.get_int("KAFKA_REPLICATION_FACTOR")
 KAFKA_CLIENT_ID = env.get("KAFKA_CLIENT_ID", "polystack")
+KAFKA_TOPIC_PREFIX = env.get("KAFKA_TOPIC_PREFIX", "")
 # The todo projection: a snapshot every N applied events (0: only on demand), and how long a
 # command waits for its events to be projected before answering 202 instead of 200/201.
 PROJECTION_SNAPSHOT_EVERY = env.get_int("PROJECTION_SNAPSHOT_EVERY", 100_000)

@@ -28,6 +28,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from polystack.streaming import kafka
+from polystack.streaming.topics import resolve
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
 
 logger = logging.getLogger("polystack.streaming.runner")
@@ -136,6 +137,8 @@ class Runner:
         self.definition = definition
         self.options = options or RunnerOptions()
         self.group_id = self.options.group_id or definition.group_id
+        self.topics = [resolve(topic) for topic in definition.topics]
+        self.dlq_topic = resolve(definition.dlq_topic) if definition.dlq_topic else None
         self.batch_size = self.options.max_batch_size or definition.max_batch_size
         batch_time_ms = self.options.max_batch_time_ms
         self.batch_time_s = (definition.max_batch_time_ms if batch_time_ms is None else batch_time_ms) / 1000
@@ -239,12 +242,12 @@ class Runner:
     def run(self) -> None:
         """Consume until stop(); raise ConsumerStoppedError on a loud stop."""
         self._consumer = Consumer(self._consumer_config())
-        if self.definition.dlq_topic:
+        if self.dlq_topic:
             self._dlq = Producer(kafka.producer_config(logger=logging.getLogger("polystack.streaming.librdkafka")))
         self._consumer.subscribe(
-            list(self.definition.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        logger.info("consuming %s %s", ",".join(self.definition.topics), self._log_extra)
+        logger.info("consuming %s %s", ",".join(self.topics), self._log_extra)
         try:
             while not self.stopping:
                 batch = self._next_batch()
@@ -390,7 +393,7 @@ class Runner:
         """The next offset to read, per partition, after these messages: the last one of
         each partition decides, so scan backwards and skip runs of the same partition."""
         offsets: dict[tuple[str, int], int] = {}
-        single_topic = self.definition.topics[0] if len(self.definition.topics) == 1 else None
+        single_topic = self.topics[0] if len(self.topics) == 1 else None
         last_partition = None
         for raw in reversed(batch):
             partition = raw.partition()
@@ -437,13 +440,13 @@ class Runner:
             ("dlq.error.message", str(exc)[:2000].encode()),
             ("dlq.failed.at", _utcnow_iso().encode()),
         ]
-        self._dlq.produce(self.definition.dlq_topic, key=message.key, value=message.value, headers=headers)
+        self._dlq.produce(self.dlq_topic, key=message.key, value=message.value, headers=headers)
         self._dlq.poll(0)
         self._dlq_unflushed = True
         self.stats.dead_lettered += 1
         logger.warning(
             "dead-lettered %s[%d]@%d to %s: %s: %s correlationId=%s %s",
-            message.topic, message.partition, message.offset, self.definition.dlq_topic,
+            message.topic, message.partition, message.offset, self.dlq_topic,
             type(exc).__name__, exc, message.header("correlationId"), self._log_extra,
         )
 

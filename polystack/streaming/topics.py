@@ -3,7 +3,9 @@
 Replication factor is a property of the cluster, not of the topic, so it comes from settings
 (KAFKA_REPLICATION_FACTOR: 1 locally, 3 in a cluster).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -60,3 +62,13 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+
+def resolve(name: str) -> str:
+    """The topic's name on the cluster: KAFKA_TOPIC_PREFIX + name. A prefix lets several
+    deployments (or test runs) share one cluster without sharing topics."""
+    return settings.KAFKA_TOPIC_PREFIX + name
+
+
+def resolved_specs() -> list[TopicSpec]:
+    return [replace(spec, name=resolve(spec.name)) for spec in TOPICS]

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from polystack.streaming import kafka
 from polystack.streaming.topic_admin import ensure_topics
-from polystack.streaming.topics import TOPICS
+from polystack.streaming.topics import resolved_specs
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         reports = ensure_topics(
             admin=kafka.admin_client(),
-            specs=TOPICS,
+            specs=resolved_specs(),
             replication_factor=settings.KAFKA_REPLICATION_FACTOR,
             create=not check,
         )

@@ -8,6 +8,7 @@ from django.db import OperationalError, connection
 
 from polystack.streaming import kafka
 from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
+from polystack.streaming.topics import resolve
 from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
 
 
@@ -53,7 +54,8 @@ class Command(BaseCommand):
             definition = get_consumer(name)
         except UnknownConsumerError as exc:
             raise CommandError(str(exc)) from None
-        self._check_dependencies(definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ()))
+        needed = definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ())
+        self._check_dependencies(tuple(resolve(topic) for topic in needed))
 
         runner = Runner(
             definition,

@@ -1,0 +1,63 @@
+"""Event schemas and upcasting (pure logic)."""
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from apps.todos import events
+
+
+def envelope(**overrides) -> dict:
+    base = {
+        "eventId": str(uuid.uuid4()), "eventType": "TodoCreated", "schemaVersion": 1,
+        "occurredAt": "2026-01-01T00:00:00Z", "aggregateId": str(uuid.uuid4()), "aggregateVersion": 1,
+        "userId": "7", "correlationId": "c-1", "causationId": None,
+        "data": {"todoId": "", "title": "t", "description": "", "userId": "7", "createdAt": "2026-01-01T00:00:00Z"},
+    }
+    base["data"]["todoId"] = base["aggregateId"]
+    base.update(overrides)
+    return base
+
+
+def test_a_v1_todo_created_is_upcast_to_v2_with_defaults():
+    current = events.read(envelope())
+    assert current["schemaVersion"] == 2
+    assert current["data"]["priority"] == "medium"
+    assert current["data"]["dueDate"] is None
+
+
+def test_a_current_event_is_returned_as_it_is():
+    v2 = envelope(schemaVersion=2)
+    v2["data"].update(priority="urgent", dueDate=None)
+    assert events.read(v2) is v2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"eventType": "TodoExploded"}, "unknown eventType"),
+        ({"schemaVersion": 9}, "newer than this code knows"),
+        ({"aggregateVersion": 0}, "aggregateVersion"),
+        ({"eventId": "not-a-uuid"}, "eventId"),
+        ({"extra": 1}, "Additional properties"),
+    ],
+)
+def test_invalid_envelopes_are_rejected_as_non_retriable(change, message):
+    with pytest.raises(events.InvalidEventError, match=message):
+        events.read(envelope(**change))
+
+
+def test_data_is_checked_against_its_versions_schema():
+    bad = envelope()
+    bad["data"]["title"] = ""
+    with pytest.raises(events.InvalidEventError, match="title"):
+        events.read(bad)
+
+
+def test_new_envelopes_are_validated_before_they_exist():
+    with pytest.raises(events.InvalidEventError, match="priority"):
+        events.new_envelope(
+            event_type=events.TODO_PRIORITIZED, aggregate_id=uuid.uuid4(), aggregate_version=2, user_id="1",
+            data={"todoId": str(uuid.uuid4()), "priority": "whenever", "prioritizedAt": "2026-01-01T00:00:00Z"},
+            correlation_id="c", occurred_at=datetime.now(UTC),
+        )
