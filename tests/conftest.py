@@ -69,3 +69,8 @@ def user_factory(db):
     from tests.factories import UserFactory
 
     return UserFactory
+
+
+@pytest.fixture
+def alice_client(user_factory):
+    return helpers.api_client(user_factory(username="alice"))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 from django.db import connection, transaction
 
 from apps.projections import store
@@ -80,10 +81,8 @@ def replay(
     }))
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        positions = {}
-        for p in partitions:
-            low = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]
-            positions[p] = max(start.get((topic, p), low), low)
+        lows = _watermarks(topic, partitions, OffsetSpec.earliest())
+        positions = {p: max(start.get((topic, p), lows[p]), lows[p]) for p in partitions}
         consumer.assign([TopicPartition(topic, p, positions[p]) for p in partitions])
         counters = {"applied": 0, "rejected": 0, "done": 0}
         last_report = 0.0
@@ -112,8 +111,15 @@ def replay(
                         time.monotonic() - started)
 
 
+def _watermarks(topic: str, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
+    """Earliest or latest offsets of every partition in one admin request."""
+    admin = kafka.admin_client()
+    futures = admin.list_offsets({TopicPartition(topic, p): spec for p in partitions}, request_timeout=10)
+    return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+
 def _ends(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    return _watermarks(topic, partitions, OffsetSpec.latest())
 
 
 def _remaining(positions: dict[int, int], targets: dict[int, int]) -> int:
@@ -126,7 +132,7 @@ def _consume_until(consumer, topic: str, positions: dict[int, int], targets: dic
     `positions` (the next offset per partition) is updated as the events are applied."""
     pending = {p for p in targets if positions[p] < targets[p]}
     while pending:
-        batch = consumer.consume(num_messages=batch_size, timeout=1.0)
+        batch = consumer.consume(num_messages=batch_size, timeout=0.2)
         if not batch:
             # Control records (transaction markers) end a partition without a message.
             for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
