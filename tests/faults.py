@@ -1,0 +1,73 @@
+"""A TCP proxy on loopback that a test can cut and restore: a network partition between one
+client and the real broker, while everyone else keeps the broker.
+
+The broker's FAULTY listener (scripts/stack.sh) listens on KAFKA port + 100 and advertises
+port + 200, where this proxy listens; a client bootstrapped at port + 200 therefore sends
+all its traffic through the proxy.
+"""
+import socket
+import threading
+
+
+class CuttableProxy:
+    def __init__(self, listen_port: int, target_port: int, host: str = "127.0.0.1"):
+        self.address = (host, listen_port)
+        self.target = (host, target_port)
+        self._server: socket.socket | None = None
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> "CuttableProxy":
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(self.address)
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        with self._lock:
+            for sock in self._connections:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._connections.clear()
+
+    restore = start
+    stop = cut
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass

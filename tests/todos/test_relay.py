@@ -1,0 +1,92 @@
+"""The outbox relay under failure: rows committed out of id order, and a Kafka outage."""
+import json
+import uuid
+from collections import defaultdict
+
+import psycopg
+import pytest
+from django.utils import timezone
+
+from apps.todos import events, services
+from apps.todos.models import OutboxEvent
+from apps.todos.relay import _libpq_conninfo
+from polystack.streaming.topics import TODO_EVENTS, resolve
+from tests.faults import CuttableProxy
+from tests.helpers import api_client, consume_all, wait_until
+
+KAFKA_PORT = 9092
+
+
+def published(expected: int, timeout: float = 30.0) -> list[dict]:
+    return [json.loads(m.value()) for m in consume_all(resolve(TODO_EVENTS), expected, timeout=timeout)]
+
+
+def test_a_row_committed_after_a_higher_id_is_still_published(roles, user_factory):
+    """The classic outbox bug: ids are allocated before commit, so rows become visible out of
+    id order. A relay that kept `id > last_id` would skip the late row forever."""
+    alice = user_factory(username="alice")
+    roles("runrelay")
+    todo_id = uuid.uuid4()
+    now = timezone.now()
+    late_envelope = events.new_envelope(
+        event_type=events.TODO_CREATED, aggregate_id=todo_id, aggregate_version=1, user_id=str(alice.pk),
+        data={"todoId": str(todo_id), "title": "late", "description": "", "userId": str(alice.pk),
+              "createdAt": events.iso(now), "priority": "low", "dueDate": None},
+        correlation_id="late", occurred_at=now,
+    )
+    with psycopg.connect(_libpq_conninfo()) as slow:  # a transaction that takes its id, then lingers
+        slow.execute(
+            "INSERT INTO todos_outboxevent (event_id, topic, key, envelope, created_at) VALUES (%s, %s, %s, %s, now())",
+            [late_envelope["eventId"], resolve(TODO_EVENTS), str(alice.pk), json.dumps(late_envelope)],
+        )
+        early = services.todo_create(actor=alice, title="early", correlation_id="early")
+        assert published(1)[0]["aggregateId"] == str(early.todo_id), "the later id went out first"
+        slow.execute("SELECT pg_notify(%s, '')", [services.OUTBOX_CHANNEL])
+        slow.commit()
+
+    late_id = OutboxEvent.objects.get(event_id=late_envelope["eventId"]).id
+    assert late_id < OutboxEvent.objects.get(event_id=early.events[0]["eventId"]).id
+    envelopes = published(2)
+    assert [e["correlationId"] for e in envelopes] == ["early", "late"]
+    wait_until(lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(), what="both marked sent")
+
+
+@pytest.fixture
+def partition():
+    proxy = CuttableProxy(listen_port=KAFKA_PORT + 200, target_port=KAFKA_PORT + 100).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_kafka_outage_commands_succeed_and_every_event_arrives_once_in_order(roles, user_factory, settings, partition):
+    alice = user_factory(username="alice")
+    settings.READ_YOUR_WRITES_TIMEOUT_S = 0.05  # no projection here: commands answer 202
+    roles("runrelay", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT + 200}"})
+    client = api_client(alice)
+    first = client.post("/api/todos/", {"title": "before"}, format="json").json()
+    assert published(1)[0]["aggregateId"] == first["id"]
+
+    partition.cut()
+    ids = [first["id"]]
+    for n in range(5):
+        response = client.post("/api/todos/", {"title": f"during {n}"}, format="json")
+        assert response.status_code == 202
+        ids.append(response.json()["id"])
+    for todo_id in ids[:3]:
+        for priority in ("low", "high", "urgent"):
+            assert client.post(f"/api/todos/{todo_id}/prioritize/", {"priority": priority},
+                               format="json").status_code == 202
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 14, "waiting in the outbox"
+
+    partition.restore()
+    wait_until(lambda: not OutboxEvent.objects.filter(sent_at__isnull=True).exists(), timeout=90,
+               what="the outbox drained after the broker came back")
+    envelopes = published(15, timeout=30)
+    assert len({e["eventId"] for e in envelopes}) == len(envelopes), "none twice"
+    assert len(published(16, timeout=3)) == 15, "nothing beyond the fifteen"
+    versions = defaultdict(list)
+    for envelope in envelopes:
+        versions[envelope["aggregateId"]].append(envelope["aggregateVersion"])
+    for todo_id in ids:
+        expected = [1, 2, 3, 4] if todo_id in ids[:3] else [1]
+        assert versions[todo_id] == expected, "in order"
