@@ -4,6 +4,7 @@ Every table here can be dropped and rebuilt from the events (`manage.py replay p
 They are written only by apps.projections.store, in raw SQL, so that the same code can fill
 the live tables or a rebuild beside them.
 """
+from django.conf import settings
 from django.db import models
 
 
@@ -90,3 +91,32 @@ class SnapshotTodo(models.Model):
 class SnapshotEvent(models.Model):
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
     row = models.JSONField()
+
+
+class ProjectionJob(models.Model):
+    """A replay or snapshot asked for in the admin, run by a Celery worker, with its progress."""
+
+    class Kind(models.TextChoices):
+        REPLAY = "replay", "Replay from the beginning"
+        REPLAY_FROM_SNAPSHOT = "replay-from-snapshot", "Replay from the latest snapshot"
+        SNAPSHOT = "snapshot", "Take a snapshot"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.REPLAY)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, editable=False)
+    progress = models.CharField(max_length=200, blank=True, editable=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, editable=False, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, editable=False)
+    finished_at = models.DateTimeField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"

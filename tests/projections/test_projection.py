@@ -161,3 +161,26 @@ def test_sigkill_mid_batch_then_restart_reaches_the_expected_state(projection, e
     replay()
     assert store.checksum() == live, "the state after the crash is the one the events define"
     assert consume_all(resolve(TODO_EVENTS_DLQ), 1, timeout=2) == []
+
+
+def test_admin_queues_a_replay_job_that_a_worker_runs(projection, event_topics, user_factory, client):
+    from apps.projections.models import ProjectionJob
+    from apps.projections.tasks import run_projection_job
+
+    publish(resolve(TODO_EVENTS), synthetic(5))
+    projection()
+    wait_until(lambda: applied_through() == 25, what="every event applied")
+    live = store.checksum()
+    admin = user_factory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    response = client.post("/admin/projections/projectionjob/add/", {"kind": "replay"})
+    assert response.status_code == 302, response.content
+    job = ProjectionJob.objects.get()
+    assert (job.status, job.requested_by) == ("queued", admin)
+
+    run_projection_job.apply(args=[job.pk])  # what the Celery worker does with the queued task
+
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.progress.startswith("replayed 25 events")
+    assert store.checksum() == live
+    assert "succeeded" in client.get("/admin/projections/projectionjob/").content.decode()

@@ -1,0 +1,17 @@
+"""Admin: the outbox (what waits for the relay) and the write-side state, read-only."""
+from django.contrib import admin
+
+from apps.projections.admin import ReadOnlyAdmin
+from apps.todos.models import OutboxEvent, TodoState
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "event_id", "topic", "key", "created_at", "sent_at"]
+    list_filter = [("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["event_id", "key"]
+
+
+@admin.register(TodoState)
+class TodoStateAdmin(ReadOnlyAdmin):
+    list_display = ["id", "owner", "version", "deleted", "completed", "assigned_to"]
