@@ -1,26 +1,70 @@
-"""Run the benchmarks: `python -m bench [name ...]` (all by default). Needs the local stack."""
+"""Run the benchmarks: `python -m bench [name ...]` (all by default). Needs the local stack.
+
+Benchmarks use a database of their own (<name>_bench, migrated here) and topics under a
+prefix of their own, so they neither read nor disturb a running development system.
+"""
 import importlib
 import os
 import sys
-
-import django
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 BENCHMARKS = {
     "runner": "bench.runner_overhead",
+    "relay": "bench.relay",
+    "projection": "bench.projection",
+    "commands": "bench.commands",
+    "replay": "bench.replay_million",
 }
 
 
+def _bench_database_url() -> str:
+    from polystack.settings import env
+
+    url = urlsplit(env.get("DATABASE_URL"))
+    return urlunsplit(url._replace(path=url.path.rstrip("/") + "_bench"))
+
+
+def _create_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def main(argv: list[str]) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.test")
-    django.setup()
     names = argv or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
-    for name in names:
-        print(f"\n== {name} ==", flush=True)
-        importlib.import_module(BENCHMARKS[name]).run()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.test")
+    os.environ["DATABASE_URL"] = _bench_database_url()
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}.")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    _create_database(os.environ["DATABASE_URL"])
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    call_command("ensuretopics", stdout=open(os.devnull, "w"))
+    print(f"database {urlsplit(os.environ['DATABASE_URL']).path.lstrip('/')}, "
+          f"topic prefix {os.environ['KAFKA_TOPIC_PREFIX']}", flush=True)
+    try:
+        for name in names:
+            print(f"\n== {name} ==", flush=True)
+            importlib.import_module(BENCHMARKS[name]).run()
+    finally:
+        from bench.common import drop_prefixed_topics
+
+        drop_prefixed_topics()
     return 0
 
 

@@ -44,3 +44,46 @@ def report(label: str, value: float, unit: str) -> None:
 def report_ratio(label: str, ratio: float, target: float) -> None:
     verdict = "meets" if ratio >= target else "BELOW"
     print(f"  {label:<52} {ratio:>12.2f}   (target >= {target}: {verdict})", flush=True)
+
+
+def drop_prefixed_topics() -> None:
+    """Delete the topics this benchmark run created under its prefix."""
+    from django.conf import settings
+
+    admin = kafka.admin_client()
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.KAFKA_TOPIC_PREFIX)]
+    if names:
+        for future in admin.delete_topics(names).values():
+            future.result(30)
+
+
+def fast_envelopes(count: int, *, todos: int, user_id: int = 1, seed: int = 7) -> list[dict]:
+    """Valid todo events made quickly (no schema check here; every read path checks them):
+    `todos` todos, each created then prioritized/updated in turn, interleaved."""
+    import random
+
+    rng = random.Random(seed)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(todos)]
+    versions = [0] * todos
+    out = []
+    for n in range(count):
+        i = n % todos
+        versions[i] += 1
+        version = versions[i]
+        stamp = f"2026-01-01T00:{(n // 60) % 60:02d}:{n % 60:02d}.{n % 1000000:06d}Z"
+        if version == 1:
+            kind, data = "TodoCreated", {"title": f"todo {i}", "description": "", "userId": str(user_id),
+                                         "createdAt": stamp, "priority": "medium", "dueDate": None}
+            schema = 2
+        elif version % 2:
+            kind, data, schema = "TodoPrioritized", {"priority": rng.choice(["low", "high"]), "prioritizedAt": stamp}, 1
+        else:
+            kind, data, schema = "TodoUpdated", {"title": f"todo {i} v{version}", "description": "x" * 40,
+                                                 "updatedAt": stamp}, 1
+        out.append({
+            "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "eventType": kind,
+            "schemaVersion": schema, "occurredAt": stamp, "aggregateId": ids[i], "aggregateVersion": version,
+            "userId": str(user_id), "correlationId": f"bench-{n}", "causationId": None,
+            "data": {"todoId": ids[i], **data},
+        })
+    return out

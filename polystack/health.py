@@ -7,18 +7,17 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from polystack import db
 from polystack.streaming import kafka
 
 PROBE_TIMEOUT_S = 2.0
 
 
 def check_postgresql() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    db.check_reachable(timeout=PROBE_TIMEOUT_S)
 
 
 def check_redis() -> None:

@@ -7,9 +7,9 @@ from apps.todos.models import OutboxEvent, TodoState
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "event_id", "topic", "key", "created_at", "sent_at"]
-    list_filter = [("sent_at", admin.EmptyFieldListFilter)]
-    search_fields = ["event_id", "key"]
+    list_display = ["id", "event_type", "event_id", "topic", "key", "correlation_id", "created_at"]
+    list_filter = ["event_type"]
+    search_fields = ["event_id", "key", "correlation_id"]
 
 
 @admin.register(TodoState)

@@ -8,7 +8,6 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 
 class TodoState(models.Model):
@@ -38,25 +37,27 @@ class TodoState(models.Model):
 
 
 class OutboxEvent(models.Model):
-    """An event waiting to be published, written in the transaction of the command.
+    """An event waiting to be published, written in the transaction of the command, as the
+    exact bytes (JSON text) the relay will send, with its headers beside it: the relay does no
+    JSON work. The relay deletes a row once the broker acknowledged it, so this table holds
+    only what is still on its way; Kafka is the record.
 
-    The relay reads unsent rows in id order and marks them sent after the broker's ack. It
-    never keeps an `id > last_id` cursor: ids are allocated before commit, so a row can
-    become visible after a higher id was already published. Selecting `sent_at IS NULL`
-    picks up such late rows; per-todo order still holds because commands on one todo are
-    serialised by the lock on its TodoState row.
+    The relay never trusts an `id > last_id` cursor alone: ids are allocated before commit, so
+    a row can become visible after a higher id was already read (see apps.todos.relay).
     """
 
     id = models.BigAutoField(primary_key=True)
     event_id = models.UUIDField(unique=True)
     topic = models.CharField(max_length=249)
     key = models.CharField(max_length=64)
-    envelope = models.JSONField()
+    payload = models.TextField(help_text="The envelope as JSON text, exactly as published.")
+    event_type = models.CharField(max_length=64)
+    schema_version = models.PositiveSmallIntegerField()
+    correlation_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["id"], name="todos_outbox_unsent", condition=Q(sent_at__isnull=True))]
+        verbose_name = "outbox event (waiting for the relay)"
 
     def __str__(self) -> str:
-        return f"{self.envelope.get('eventType')} {self.event_id}"
+        return f"{self.event_type} {self.event_id}"

@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from django.db import connection, transaction
 
 from apps.todos.services import OUTBOX_CHANNEL
+from polystack import db
 from polystack.streaming import kafka
 
 logger = logging.getLogger("apps.todos.relay")
@@ -34,14 +35,8 @@ class RelayStats:
     batches: int = 0
 
 
-def _libpq_conninfo() -> str:
-    params = connection.get_connection_params()
-    keys = {"host", "port", "user", "password", "dbname", "connect_timeout"}
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if k in keys and v})
-
-
 class Relay:
-    def __init__(self, *, batch_size: int = 1000, producer_overrides: dict | None = None, idle_wait_s: float = 1.0):
+    def __init__(self, *, batch_size: int = 2000, producer_overrides: dict | None = None, idle_wait_s: float = 1.0):
         self.batch_size = batch_size
         self.idle_wait_s = idle_wait_s
         self.stats = RelayStats()
@@ -61,7 +56,7 @@ class Relay:
 
     def run(self) -> None:
         """Wait to become the active relay, then publish until stop()."""
-        with psycopg.connect(_libpq_conninfo(), autocommit=True) as control:
+        with psycopg.connect(db.conninfo(), autocommit=True) as control:
             self._become_leader(control)
             if self._stopping.is_set():
                 return
@@ -85,54 +80,80 @@ class Relay:
             self._stopping.wait(1.0)
 
     def publish_pending(self) -> int:
-        """Publish every unsent row, a batch at a time; return how many were published."""
+        """Publish every unsent row; return how many were acknowledged and marked sent.
+
+        Pipelined: the next batch is read and produced while the broker acknowledges the
+        previous one, so database and broker work overlap. Reading on past the rows in flight
+        is only safe while no row below them is still unsent: a row committed late with a
+        lower id (ids are taken before commit) must go out before anything its todo wrote
+        after it. Each read therefore checks, in the same snapshot, that the unsent rows up to
+        the highest id read are exactly those in flight. When one is not, the pass drains what
+        is in flight and the next pass starts again from the lowest unsent id.
+        """
         total = 0
+        in_flight: set[int] = set()
+        acked: list[int] = []
+        failures: list[KafkaError] = []
+        high = None  # the highest id read in this pass
         while not self._stopping.is_set():
-            published = self._publish_batch()
-            total += published
-            if published < self.batch_size:
-                break
+            rows = self._read(after=high, in_flight=len(in_flight))
+            for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
+                headers = [
+                    ("eventType", event_type.encode()),
+                    ("schemaVersion", str(schema_version).encode()),
+                    ("correlationId", correlation_id.encode()),
+                ]
+                self._produce(topic, key, value, headers, self._on_delivery(row_id, acked, failures))
+                in_flight.add(row_id)
+            if rows:
+                high = rows[-1][0]
+            # At most two batches in flight; with nothing new read, wait for all of them.
+            self._wait_for_acks(in_flight, acked, until=self.batch_size if rows else 0)
+            if failures:
+                # Only fatal producer errors end here (there is no delivery timeout).
+                raise KafkaException(failures[0])
+            if acked:
+                self._mark_sent(acked)
+                in_flight.difference_update(acked)
+                total += len(acked)
+                self.stats.published += len(acked)
+                self.stats.batches += 1
+                acked.clear()
+            if not rows and not in_flight:
+                if high is None:
+                    break  # nothing unsent at all
+                high = None  # a new pass from the lowest unsent id picks up late rows
         return total
 
-    def _publish_batch(self) -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT id, topic, key, envelope::text, envelope->>'eventType',
-                       envelope->>'schemaVersion', envelope->>'correlationId'
-                FROM todos_outboxevent WHERE sent_at IS NULL ORDER BY id LIMIT %s
-                """,
-                [self.batch_size],
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            return 0
-        delivered: list[int] = []
-        failures: list[KafkaError] = []
-
-        def on_delivery(error, message, row_id):
+    @staticmethod
+    def _on_delivery(row_id: int, acked: list[int], failures: list):
+        def callback(error, message):
             if error is None:
-                delivered.append(row_id)
+                acked.append(row_id)
             else:
                 failures.append(error)
 
-        for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
-            headers = [
-                ("eventType", event_type.encode()),
-                ("schemaVersion", schema_version.encode()),
-                ("correlationId", correlation_id.encode()),
-            ]
-            self._produce(topic, key, value, headers, lambda err, msg, row_id=row_id: on_delivery(err, msg, row_id))
-        self._wait_for_acks(len(rows))
-        if delivered:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("UPDATE todos_outboxevent SET sent_at = now() WHERE id = ANY(%s)", [delivered])
-        if failures:
-            # Only fatal producer errors end here (there is no delivery timeout).
-            raise KafkaException(failures[0])
-        self.stats.published += len(delivered)
-        self.stats.batches += 1
-        return len(delivered)
+        return callback
+
+    def _read(self, *, after: int | None, in_flight: int) -> list[tuple]:
+        """The next rows after `after`, or none when a late row showed up below it."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for both reads
+            if after is not None:
+                cursor.execute("SELECT count(*) FROM todos_outboxevent WHERE id <= %s", [after])
+                if cursor.fetchone()[0] != in_flight:
+                    return []  # a late row: drain, then start again from the lowest id
+            cursor.execute(
+                "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
+                "FROM todos_outboxevent WHERE id > %s ORDER BY id LIMIT %s",
+                [after or 0, self.batch_size],
+            )
+            return cursor.fetchall()
+
+    def _mark_sent(self, ids: list[int]) -> None:
+        """Acknowledged rows leave the outbox: Kafka has them now."""
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s)", [ids])
 
     def _produce(self, topic, key, value, headers, callback) -> None:
         while True:
@@ -142,15 +163,17 @@ class Relay:
             except BufferError:
                 self._producer.poll(0.1)
 
-    def _wait_for_acks(self, count: int) -> None:
-        waited_since = time.monotonic()
-        last_log = waited_since
-        while self._producer.flush(1.0) > 0:
+    def _wait_for_acks(self, in_flight: set[int], acked: list[int], *, until: int) -> None:
+        """Serve delivery reports until no more than `until` rows are unacknowledged."""
+        self._producer.poll(0)
+        waited_since = last_log = time.monotonic()
+        while len(in_flight) - len(acked) > until:
+            self._producer.poll(0.05)
             now = time.monotonic()
             if now - last_log >= WAITING_LOG_EVERY_S:
                 logger.warning(
                     "waiting %.0f s for Kafka to acknowledge %d events; they stay in the outbox until it does",
-                    now - waited_since, len(self._producer),
+                    now - waited_since, len(in_flight) - len(acked),
                 )
                 last_log = now
             if self._stopping.is_set():

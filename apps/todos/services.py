@@ -4,6 +4,7 @@ Each command runs in one transaction: lock the todo's state row, decide, bump th
 append the events to the outbox and NOTIFY the relay. Nothing is published to Kafka here —
 that is the relay's job, after commit (no dual write).
 """
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +62,13 @@ def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str,
         occurred_at=now,
     )
     OutboxEvent.objects.create(
-        event_id=envelope["eventId"], topic=resolve(TODO_EVENTS), key=str(state.owner_id), envelope=envelope
+        event_id=envelope["eventId"],
+        topic=resolve(TODO_EVENTS),
+        key=str(state.owner_id),
+        payload=json.dumps(envelope),
+        event_type=envelope["eventType"],
+        schema_version=envelope["schemaVersion"],
+        correlation_id=envelope["correlationId"],
     )
     with connection.cursor() as cursor:  # delivered at commit; wakes the relay at once
         cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])

@@ -3,9 +3,9 @@ import signal
 import sys
 
 from django.core.management.base import BaseCommand
-from django.db import OperationalError, connection
 
 from apps.todos.relay import Relay
+from polystack import db
 from polystack.streaming import kafka
 
 
@@ -18,20 +18,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=1000, help="Rows read and published per round trip.")
+        parser.add_argument("--batch-size", type=int, default=2000, help="Rows read and published per round trip.")
 
     def handle(self, *args, batch_size: int, **options):
         if batch_size < 1:
             self.stderr.write("runrelay: --batch-size must be at least 1")
             sys.exit(2)
         try:
-            connection.ensure_connection()
-        except OperationalError as exc:
-            params = connection.settings_dict
-            self.stderr.write(
-                f"runrelay: PostgreSQL is unreachable at {params.get('HOST')}:{params.get('PORT')}/{params.get('NAME')}: "
-                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
-            )
+            db.check_reachable()
+        except db.DatabaseUnreachableError as exc:
+            self.stderr.write(f"runrelay: {exc}")
             sys.exit(2)
         try:
             kafka.check_reachable()

@@ -4,17 +4,12 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError, connection
 
+from polystack import db
 from polystack.streaming import kafka
 from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
 from polystack.streaming.topics import resolve
 from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
-
-
-def _database_target() -> str:
-    params = connection.settings_dict
-    return f"{params.get('HOST') or 'localhost'}:{params.get('PORT') or 5432}/{params.get('NAME')}"
 
 
 class Command(BaseCommand):
@@ -97,10 +92,9 @@ class Command(BaseCommand):
     def _check_dependencies(self, topics: tuple[str, ...]) -> None:
         """Fail fast with one clear line, not a traceback loop, when something is missing."""
         try:
-            connection.ensure_connection()
-        except OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            self._fail(f"PostgreSQL is unreachable at {_database_target()}: {reason}")
+            db.check_reachable()
+        except db.DatabaseUnreachableError as exc:
+            self._fail(str(exc))
         try:
             kafka.check_reachable()
         except kafka.KafkaUnreachableError as exc:
