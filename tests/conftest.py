@@ -13,6 +13,16 @@ def _stack_is_up():
         pytest.exit(f"{exc}. Start the stack: make stack-up", returncode=2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_projection_watcher(django_db_setup):
+    """The read-your-writes listener holds a connection to the test database: close it before
+    pytest-django drops that database."""
+    yield
+    from apps.projections.waiting import watcher
+
+    watcher.stop()
+
+
 @pytest.fixture
 def topic_factory():
     """Create topics private to one test; delete them afterwards."""

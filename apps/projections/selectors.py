@@ -6,8 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
 from apps.projections.models import TodoEvent, TodoView
-
-POLL_INTERVAL_S = 0.01
+from apps.projections.waiting import watcher
 
 
 def _visible(user: AbstractBaseUser) -> Q:
@@ -40,10 +39,13 @@ def todo_events(*, user: AbstractBaseUser, todo_id: uuid.UUID) -> list[dict] | N
 
 
 def todo_wait_for_version(*, todo_id: uuid.UUID, version: int, timeout_s: float) -> TodoView | None:
-    """Read-your-writes: the projected todo once it reached `version`, or None after the bound."""
+    """Read-your-writes: the projected todo once it reached `version`, or None after the bound.
+    Woken by the projection's NOTIFY after each batch rather than polling (see waiting.py)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        generation = watcher.generation
         todo = TodoView.objects.filter(id=todo_id, version__gte=version).first()
-        if todo is not None or time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if todo is not None or remaining <= 0:
             return todo
-        time.sleep(POLL_INTERVAL_S)
+        watcher.wait_beyond(generation, remaining)

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from apps.projections import waiting
 from apps.todos import events
 from polystack.streaming.registry import NonRetriableError
 
@@ -47,6 +48,23 @@ TODO_COLUMNS = (
     "id", "user_id", "title", "description", "priority", "completed", "completed_at",
     "assigned_to", "due_date", "created_at", "updated_at", "deleted_at", "version",
 )
+
+
+EVENT_COLUMNS = (
+    "event_id", "todo_id", "aggregate_version", "event_type", "occurred_at", "envelope", "partition", '"offset"',
+)
+
+
+def _create_staging(cursor) -> None:
+    """Session-local staging tables, emptied at every commit."""
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS projection_stage_todos (LIKE {LIVE.todos} INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS projection_stage_events (LIKE {LIVE.events} INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
 
 
 @dataclass
@@ -126,18 +144,26 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
                 continue
             history.append((envelope["eventId"], todo_id, version, envelope["eventType"], envelope["occurredAt"],
                             item.json, item.partition, item.offset))
+        # COPY into session-local staging tables, then one set-based upsert each: several
+        # times faster than row-by-row INSERTs (see `make bench`).
+        _create_staging(cursor)
         if changed:
+            with cursor.copy(f"COPY projection_stage_todos ({', '.join(TODO_COLUMNS)}) FROM STDIN") as copy:
+                for row in changed.values():
+                    copy.write_row([row[c] for c in TODO_COLUMNS])
             assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
-            cursor.executemany(
-                f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) VALUES ({', '.join(['%s'] * len(TODO_COLUMNS))}) "
-                f"ON CONFLICT (id) DO UPDATE SET {assignments}",
-                [tuple(row[c] for c in TODO_COLUMNS) for row in changed.values()],
+            cursor.execute(
+                f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) "
+                f"SELECT {', '.join(TODO_COLUMNS)} FROM projection_stage_todos "
+                f"ON CONFLICT (id) DO UPDATE SET {assignments}"
             )
         if history:
-            cursor.executemany(
-                f"INSERT INTO {tables.events} (event_id, todo_id, aggregate_version, event_type, occurred_at, envelope, "
-                f"partition, \"offset\") VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
-                history,
+            with cursor.copy(f"COPY projection_stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                for event in history:
+                    copy.write_row(event)
+            cursor.execute(
+                f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) "
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM projection_stage_events ON CONFLICT DO NOTHING"
             )
         positions: dict[tuple[str, int], int] = {}
         for item in items:
@@ -151,6 +177,7 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
         )
         if live:
             _maybe_snapshot(cursor)
+            cursor.execute("SELECT pg_notify(%s, '')", [waiting.CHANNEL])  # wakes read-your-writes waiters
     return rejected
 
 

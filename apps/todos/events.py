@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import fastjsonschema
 
 from polystack.streaming.registry import NonRetriableError
 
@@ -54,18 +54,20 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> Callable[[Any], Any]:
+    """The schema compiled to Python (fastjsonschema): every consumer validates every event,
+    and an interpreted validator cost ~150 us an event, a compiled one a few."""
     path = SCHEMAS / f"{name}.json"
     if not path.exists():
         raise InvalidEventError(f"no schema {name}")
-    return Draft202012Validator(json.loads(path.read_text()))
+    return fastjsonschema.compile(json.loads(path.read_text()))
 
 
 def _check(name: str, instance: Any) -> None:
-    error = next(_validator(name).iter_errors(instance), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise InvalidEventError(f"{name}: {where}: {error.message}")
+    try:
+        _validator(name)(instance)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise InvalidEventError(f"{name}: {exc.message}") from None
 
 
 def validate(envelope: dict) -> None:

@@ -39,7 +39,7 @@ def test_a_current_event_is_returned_as_it_is():
         ({"schemaVersion": 9}, "newer than this code knows"),
         ({"aggregateVersion": 0}, "aggregateVersion"),
         ({"eventId": "not-a-uuid"}, "eventId"),
-        ({"extra": 1}, "Additional properties"),
+        ({"extra": 1}, "must not contain"),
     ],
 )
 def test_invalid_envelopes_are_rejected_as_non_retriable(change, message):

@@ -1,0 +1,112 @@
+"""Commands: POST /api/todos/ at concurrency 16 against a real daphne process (with the relay
+and the projection running, so each answer waits for its event to be projected), vs a plain
+DRF create of the same row without events. Requests/s, p50 and p99, in one run."""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from bench.common import report, report_ratio
+from django.contrib.auth import get_user_model
+
+CONCURRENCY = 16
+DURATION_S = 10.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(*args: str, settings: str = "polystack.settings.test") -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_http(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not start")
+
+
+def load(port: int, path: str, token: str) -> dict:
+    """CONCURRENCY keep-alive clients posting for DURATION_S; latencies of 2xx answers."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + DURATION_S
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = 0
+        while time.monotonic() < deadline:
+            body = json.dumps({"title": f"bench {n}-{i}", "priority": "high"})
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if 200 <= response.status < 300:
+                    latencies.append(elapsed)
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CONCURRENCY)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000 if latencies else float("nan"),
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan"),
+        "statuses": statuses,
+    }
+
+
+def run() -> None:
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    token, _ = Token.objects.get_or_create(user=user)
+    connection.close()
+    port = _free_port()
+    processes = [
+        _start("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
+        _start("manage.py", "runrelay"),
+        _start("manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
+    ]
+    try:
+        _wait_http(port)
+        load(port, "/api/bench/plain-todos/", token.key)  # warm up both paths
+        plain = load(port, "/api/bench/plain-todos/", token.key)
+        ours = load(port, "/api/todos/", token.key)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+    for label, result in (("plain DRF create, no events", plain), ("POST /api/todos/ (outbox, read-your-writes)", ours)):
+        report(f"{label}: req/s", result["rps"], "req/s")
+        print(f"  {'':<52} p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, statuses {result['statuses']}")
+    report_ratio("ratio commands / plain create", ours["rps"] / plain["rps"], 0.7)
