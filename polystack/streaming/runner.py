@@ -28,8 +28,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from polystack.streaming import kafka
-from polystack.streaming.topics import resolve
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
+from polystack.streaming.topics import resolve
 
 logger = logging.getLogger("polystack.streaming.runner")
 

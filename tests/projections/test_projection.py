@@ -68,7 +68,7 @@ def test_poison_events_go_to_the_dlq_and_the_projection_goes_on(projection, even
                what="the good events after the poison applied")
     parked = consume_all(resolve(TODO_EVENTS_DLQ), 3)
     reasons = {m.value(): dict(m.headers()) for m in parked}
-    assert reasons[b"{this is not json"][b"dlq.error.class".decode()] == b"NonRetriableError"
+    assert reasons[b"{this is not json"]["dlq.error.class"] == b"NonRetriableError"
     assert reasons[json.dumps(unknown).encode()]["dlq.error.class"] == b"InvalidEventError"
     gap_headers = reasons[json.dumps(gap).encode()]
     assert gap_headers["dlq.error.class"] == b"ProjectionGapError"

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from polystack import db
 from polystack.streaming import kafka
 from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
-from polystack.streaming.topics import resolve
 from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
+from polystack.streaming.topics import resolve
 
 
 class Command(BaseCommand):
