@@ -206,6 +206,8 @@ class Runner:
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": self.options.auto_offset_reset,
                 "partition.assignment.strategy": "cooperative-sticky",
+                # A crashed member's partitions move after 10 s, not librdkafka's default 45 s.
+                "session.timeout.ms": 10_000,
                 "logger": logging.getLogger("polystack.streaming.librdkafka"),
                 "error_cb": self._on_error,
             }
