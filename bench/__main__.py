@@ -45,26 +45,29 @@ def main(argv: list[str]) -> int:
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.test")
     os.environ["DATABASE_URL"] = _bench_database_url()
-    os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}.")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     _create_database(os.environ["DATABASE_URL"])
 
     import django
+    from django.conf import settings
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
-    call_command("ensuretopics", stdout=open(os.devnull, "w"))
-    print(f"database {urlsplit(os.environ['DATABASE_URL']).path.lstrip('/')}, "
-          f"topic prefix {os.environ['KAFKA_TOPIC_PREFIX']}", flush=True)
-    try:
-        for name in names:
-            print(f"\n== {name} ==", flush=True)
-            importlib.import_module(BENCHMARKS[name]).run()
-    finally:
-        from bench.common import drop_prefixed_topics
+    from bench.common import drop_prefixed_topics
 
-        drop_prefixed_topics()
+    run_id = uuid.uuid4().hex[:6]
+    print(f"database {urlsplit(os.environ['DATABASE_URL']).path.lstrip('/')}", flush=True)
+    for name in names:
+        # Topics of its own for every benchmark: none reads what another one left behind.
+        prefix = f"bench-{run_id}-{name}."
+        os.environ["KAFKA_TOPIC_PREFIX"] = settings.KAFKA_TOPIC_PREFIX = prefix
+        call_command("ensuretopics", stdout=open(os.devnull, "w"))
+        print(f"\n== {name} ==  (topics {prefix}*)", flush=True)
+        try:
+            importlib.import_module(BENCHMARKS[name]).run()
+        finally:
+            drop_prefixed_topics()
     return 0
 
 

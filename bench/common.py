@@ -11,7 +11,10 @@ from polystack.streaming import kafka
 
 @contextmanager
 def scratch_topic(partitions: int):
-    name = f"bench-{uuid.uuid4().hex[:10]}"
+    """A topic for one benchmark, under the run's prefix; yields its name on the cluster."""
+    from polystack.streaming.topics import resolve
+
+    name = resolve(f"scratch-{uuid.uuid4().hex[:10]}")
     admin = kafka.admin_client()
     admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
     try:

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer
+from django.conf import settings
 
 from bench.common import fill, median, report, report_ratio, scratch_topic
 from polystack.streaming import kafka
@@ -59,7 +60,7 @@ def runner_loop(topic: str) -> float:
 
     handler = NoOp()
     definition = ConsumerDefinition(
-        name="bench-noop", topics=(topic,), group_id=f"bench-runner-{uuid.uuid4().hex[:8]}",
+        name="bench-noop", topics=(topic.removeprefix(settings.KAFKA_TOPIC_PREFIX),), group_id=f"bench-runner-{uuid.uuid4().hex[:8]}",
         handler_factory=lambda: handler, dlq_topic=None, decoder=decode_bytes,
         max_batch_size=BATCH, max_batch_time_ms=200,
     )
