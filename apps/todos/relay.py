@@ -80,7 +80,7 @@ class Relay:
             self._stopping.wait(1.0)
 
     def publish_pending(self) -> int:
-        """Publish every unsent row; return how many were acknowledged and marked sent.
+        """Publish every unsent row; return how many were acknowledged (and deleted).
 
         Pipelined: the next batch is read and produced while the broker acknowledges the
         previous one, so database and broker work overlap. Reading on past the rows in flight
@@ -90,13 +90,22 @@ class Relay:
         the highest id read are exactly those in flight. When one is not, the pass drains what
         is in flight and the next pass starts again from the lowest unsent id.
         """
-        total = 0
+        published_before = self.stats.published
         in_flight: set[int] = set()
         acked: list[int] = []
         failures: list[KafkaError] = []
+        try:
+            self._pump(in_flight, acked, failures)
+        finally:
+            if acked:  # whatever the broker took leaves the outbox, even on the way out
+                self._read(after=None, in_flight=in_flight, acked=acked, rows=False)
+        return self.stats.published - published_before
+
+    def _pump(self, in_flight: set[int], acked: list[int], failures: list) -> None:
         high = None  # the highest id read in this pass
         while not self._stopping.is_set():
-            rows = self._read(after=high, in_flight=len(in_flight))
+            # Rows acknowledged so far leave the outbox in the transaction that reads the next ones.
+            rows = self._read(after=high, in_flight=in_flight, acked=acked)
             for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
                 headers = [
                     ("eventType", event_type.encode()),
@@ -112,18 +121,11 @@ class Relay:
             if failures:
                 # Only fatal producer errors end here (there is no delivery timeout).
                 raise KafkaException(failures[0])
-            if acked:
-                self._mark_sent(acked)
-                in_flight.difference_update(acked)
-                total += len(acked)
-                self.stats.published += len(acked)
-                self.stats.batches += 1
-                acked.clear()
-            if not rows and not in_flight:
+            if not rows and not in_flight.difference(acked):
+                self._read(after=None, in_flight=in_flight, acked=acked, rows=False)  # delete the last acks
                 if high is None:
-                    break  # nothing unsent at all
-                high = None  # a new pass from the lowest unsent id picks up late rows
-        return total
+                    return  # nothing unsent at all
+                high = None  # a new pass from the lowest id picks up late rows
 
     @staticmethod
     def _on_delivery(row_id: int, acked: list[int], failures: list):
@@ -135,13 +137,22 @@ class Relay:
 
         return callback
 
-    def _read(self, *, after: int | None, in_flight: int) -> list[tuple]:
-        """The next rows after `after`, or none when a late row showed up below it."""
+    def _read(self, *, after: int | None, in_flight: set[int], acked: list[int], rows: bool = True) -> list[tuple]:
+        """Delete the acknowledged rows, then read the next ones after `after` (none when a
+        late row showed up below it), in one transaction and one snapshot."""
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for both reads
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            if acked:
+                cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s)", [acked])
+                in_flight.difference_update(acked)
+                self.stats.published += len(acked)
+                self.stats.batches += 1
+                acked.clear()
+            if not rows:
+                return []
             if after is not None:
                 cursor.execute("SELECT count(*) FROM todos_outboxevent WHERE id <= %s", [after])
-                if cursor.fetchone()[0] != in_flight:
+                if cursor.fetchone()[0] != len(in_flight):
                     return []  # a late row: drain, then start again from the lowest id
             cursor.execute(
                 "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
@@ -149,11 +160,6 @@ class Relay:
                 [after or 0, self.batch_size],
             )
             return cursor.fetchall()
-
-    def _mark_sent(self, ids: list[int]) -> None:
-        """Acknowledged rows leave the outbox: Kafka has them now."""
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s)", [ids])
 
     def _produce(self, topic, key, value, headers, callback) -> None:
         while True:
