@@ -27,10 +27,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(*args: str, settings: str = "polystack.settings.test") -> subprocess.Popen:
+def _start(name: str, *args: str, settings: str = "polystack.settings.test") -> subprocess.Popen:
+    """Start a role; its output goes to bench/results/<name>.log (git-ignored)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    log = open(os.path.join(ROOT, "bench", "results", f"{name}.log"), "w")
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _wait_http(port: int, timeout: float = 60.0) -> None:
@@ -92,9 +94,9 @@ def run() -> None:
     connection.close()
     port = _free_port()
     processes = [
-        _start("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
-        _start("manage.py", "runrelay"),
-        _start("manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
+        _start("web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
+        _start("relay", "manage.py", "runrelay"),
+        _start("projections", "manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
     ]
     try:
         _wait_http(port)

@@ -48,4 +48,4 @@ def todo_wait_for_version(*, todo_id: uuid.UUID, version: int, timeout_s: float)
         remaining = deadline - time.monotonic()
         if todo is not None or remaining <= 0:
             return todo
-        watcher.wait_beyond(generation, remaining)
+        watcher.wait_for(str(todo_id), beyond=generation, timeout=remaining)

@@ -177,7 +177,10 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
         )
         if live:
             _maybe_snapshot(cursor)
-            cursor.execute("SELECT pg_notify(%s, '')", [waiting.CHANNEL])  # wakes read-your-writes waiters
+        if live and changed:
+            # Wakes the read-your-writes waiters of these todos (see waiting.py).
+            named = ",".join(changed) if len(changed) <= waiting.MAX_NAMED_TODOS else waiting.ANY_TODO
+            cursor.execute("SELECT pg_notify(%s, %s)", [waiting.CHANNEL, named])
     return rejected
 
 

@@ -1,10 +1,13 @@
 """Read-your-writes without polling the database: the projection NOTIFYs after every batch it
-commits, and one listener thread per process wakes the requests waiting for their todo.
+commits, naming the todos it changed, and one listener thread per process wakes the requests
+waiting for those todos.
 
 A request reads the current generation, checks the table, and if its todo is not there yet
-waits for a newer generation: a batch committed between the check and the wait is not
-missed. A lost connection only slows waiters down to a re-check every MAX_NAP_S.
+waits for a newer batch that names it (or names no todos: "*", a large batch): a batch
+committed between the check and the wait is not missed. A lost connection only slows
+waiters down to a re-check every MAX_NAP_S.
 """
+import collections
 import logging
 import threading
 
@@ -16,12 +19,15 @@ logger = logging.getLogger("apps.projections.waiting")
 
 CHANNEL = "projection_applied"
 MAX_NAP_S = 0.25
+ANY_TODO = "*"
+MAX_NAMED_TODOS = 200  # a NOTIFY payload holds 8000 bytes; larger batches say ANY_TODO
 
 
 class ProjectionWatcher:
     def __init__(self):
         self._changed = threading.Condition()
         self._generation = 0
+        self._recent: collections.deque[tuple[int, frozenset[str] | None]] = collections.deque(maxlen=1000)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -32,10 +38,20 @@ class ProjectionWatcher:
         self._ensure_started()
         return self._generation
 
-    def wait_beyond(self, generation: int, timeout: float) -> None:
-        """Return once a batch newer than `generation` was applied, or after the timeout."""
+    def wait_for(self, todo_id: str, *, beyond: int, timeout: float) -> None:
+        """Return once a batch newer than generation `beyond` changed `todo_id` (as far as the
+        notifications tell), or after the timeout (at most MAX_NAP_S)."""
+
+        def relevant() -> bool:
+            for generation, todos in reversed(self._recent):
+                if generation <= beyond:
+                    return False
+                if todos is None or todo_id in todos:
+                    return True
+            return self._generation > beyond  # what came after `beyond` partly rolled out: re-check
+
         with self._changed:
-            self._changed.wait_for(lambda: self._generation > generation, timeout=min(timeout, MAX_NAP_S))
+            self._changed.wait_for(relevant, timeout=min(timeout, MAX_NAP_S))
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -61,9 +77,11 @@ class ProjectionWatcher:
                     self._connection = conn
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for notify in conn.notifies(timeout=1.0):
+                            todos = None if notify.payload == ANY_TODO else frozenset(notify.payload.split(","))
                             with self._changed:
                                 self._generation += 1
+                                self._recent.append((self._generation, todos))
                                 self._changed.notify_all()
             except psycopg.Error as exc:
                 if not self._stopping.is_set():
