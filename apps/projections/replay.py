@@ -7,7 +7,6 @@ are swapped by rename in one transaction. Live events that arrive during the reb
 lost: the rebuild reads them itself, and the live consumer, resuming after the swap, finds
 them applied (same versions: no-ops) or applies what came later.
 """
-import json
 import logging
 import time
 import uuid
@@ -19,10 +18,10 @@ from confluent_kafka.admin import OffsetSpec
 from django.db import connection, transaction
 
 from apps.projections import store
+from apps.projections.consumers import to_item
 from apps.projections.models import Snapshot
-from apps.todos import events
 from polystack.streaming import kafka
-from polystack.streaming.registry import NonRetriableError
+from polystack.streaming.registry import Message, NonRetriableError, decode_json
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 logger = logging.getLogger("apps.projections.replay")
@@ -147,14 +146,10 @@ def _consume_until(consumer, topic: str, positions: dict[int, int], targets: dic
             counters["done"] += 1
             positions[message.partition()] = message.offset() + 1
             try:
-                payload = json.loads(message.value())
-                envelope = events.read(payload)
-            except (ValueError, NonRetriableError) as exc:
+                items.append(to_item(Message(message, decode_json(message.value()))))
+            except NonRetriableError as exc:
                 counters["rejected"] += 1
                 logger.warning("replay skips %s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), exc)
-                continue
-            text = message.value().decode() if envelope is payload else json.dumps(envelope)
-            items.append(store.Item(envelope, text, message.topic(), message.partition(), message.offset()))
         rejected = store.apply_items(tables=store.REBUILD, items=items, live=False)
         counters["rejected"] += len(rejected)
         counters["applied"] += len(items) - len(rejected)
