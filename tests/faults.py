@@ -30,6 +30,12 @@ class CuttableProxy:
         """Refuse new connections and break the open ones."""
         server, self._server = self._server, None
         if server is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # socket listening until then, and restore() could not bind the port again.
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             server.close()
         with self._lock:
             for sock in self._connections:

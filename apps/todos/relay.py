@@ -29,6 +29,10 @@ LEADER_LOCK_KEY = 7_361_001  # pg_advisory_lock key of the active relay
 WAITING_LOG_EVERY_S = 10.0
 
 
+class RelayError(Exception):
+    """The relay cannot go on (e.g. a row names a topic the cluster does not have)."""
+
+
 @dataclass
 class RelayStats:
     published: int = 0
@@ -41,6 +45,7 @@ class Relay:
         self.idle_wait_s = idle_wait_s
         self.stats = RelayStats()
         self._stopping = threading.Event()
+        self._known_topics: set[str] = set()
         self._producer = Producer(
             kafka.producer_config(
                 **{
@@ -106,6 +111,7 @@ class Relay:
         while not self._stopping.is_set():
             # Rows acknowledged so far leave the outbox in the transaction that reads the next ones.
             rows = self._read(after=high, in_flight=in_flight, acked=acked)
+            self._check_topics(rows)
             for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
                 headers = [
                     ("eventType", event_type.encode()),
@@ -126,6 +132,20 @@ class Relay:
                 if high is None:
                     return  # nothing unsent at all
                 high = None  # a new pass from the lowest id picks up late rows
+
+    def _check_topics(self, rows: list[tuple]) -> None:
+        """Fail loudly on a topic the cluster does not have. With no delivery timeout the
+        producer would otherwise wait for it forever, holding the relay's leadership."""
+        missing = {row[1] for row in rows} - self._known_topics
+        if not missing:
+            return
+        existing = set(self._producer.list_topics(timeout=10).topics)
+        self._known_topics |= missing & existing
+        if missing - existing:
+            raise RelayError(
+                f"outbox rows name topic(s) the cluster lacks: {', '.join(sorted(missing - existing))}; "
+                "run `python manage.py ensuretopics`"
+            )
 
     @staticmethod
     def _on_delivery(row_id: int, acked: list[int], failures: list):

@@ -92,3 +92,14 @@ def test_kafka_outage_commands_succeed_and_every_event_arrives_once_in_order(rol
     for todo_id in ids:
         expected = [1, 2, 3, 4] if todo_id in ids[:3] else [1]
         assert versions[todo_id] == expected, "in order"
+
+
+def test_a_row_for_a_missing_topic_stops_the_relay_with_one_clear_line(roles, user_factory):
+    alice = user_factory(username="alice")
+    services.todo_create(actor=alice, title="lost", correlation_id="lost")
+    OutboxEvent.objects.update(topic="no-such-topic")
+    relay = roles("runrelay")
+    _, err = relay.communicate(timeout=60)  # it must stop by itself
+    assert relay.returncode == 2
+    assert "no-such-topic" in err and "ensuretopics" in err
+    assert OutboxEvent.objects.count() == 1, "the row waits in the outbox"

@@ -4,7 +4,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from apps.todos.relay import Relay
+from apps.todos.relay import Relay, RelayError
 from polystack import db
 from polystack.streaming import kafka
 
@@ -42,5 +42,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        relay.run()
+        try:
+            relay.run()
+        except RelayError as exc:
+            self.stderr.write(f"runrelay: {exc}")
+            sys.exit(2)
         self.stdout.write(f"relay stopped after publishing {relay.stats.published} events")
