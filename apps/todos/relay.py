@@ -103,14 +103,14 @@ class Relay:
             self._pump(in_flight, acked, failures)
         finally:
             if acked:  # whatever the broker took leaves the outbox, even on the way out
-                self._read(after=None, in_flight=in_flight, acked=acked, rows=False)
+                self._delete_acked_and_read(after=None, in_flight=in_flight, acked=acked, rows=False)
         return self.stats.published - published_before
 
     def _pump(self, in_flight: set[int], acked: list[int], failures: list) -> None:
         high = None  # the highest id read in this pass
         while not self._stopping.is_set():
             # Rows acknowledged so far leave the outbox in the transaction that reads the next ones.
-            rows = self._read(after=high, in_flight=in_flight, acked=acked)
+            rows = self._delete_acked_and_read(after=high, in_flight=in_flight, acked=acked)
             self._check_topics(rows)
             for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
                 headers = [
@@ -128,7 +128,7 @@ class Relay:
                 # Only fatal producer errors end here (there is no delivery timeout).
                 raise KafkaException(failures[0])
             if not rows and not in_flight.difference(acked):
-                self._read(after=None, in_flight=in_flight, acked=acked, rows=False)  # delete the last acks
+                self._delete_acked_and_read(after=None, in_flight=in_flight, acked=acked, rows=False)  # delete the last acks
                 if high is None:
                     return  # nothing unsent at all
                 high = None  # a new pass from the lowest id picks up late rows
@@ -157,7 +157,9 @@ class Relay:
 
         return callback
 
-    def _read(self, *, after: int | None, in_flight: set[int], acked: list[int], rows: bool = True) -> list[tuple]:
+    def _delete_acked_and_read(
+        self, *, after: int | None, in_flight: set[int], acked: list[int], rows: bool = True
+    ) -> list[tuple]:
         """Delete the acknowledged rows, then read the next ones after `after` (none when a
         late row showed up below it), in one transaction and one snapshot."""
         with transaction.atomic(), connection.cursor() as cursor:

@@ -3,7 +3,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ClusterMetadata
 from django.conf import settings
 
 # librdkafka logs every failed connection attempt; a check reports one clear error instead.
@@ -34,9 +34,10 @@ def admin_client() -> AdminClient:
     return AdminClient(quiet_config())
 
 
-def check_reachable(timeout: float = 5.0) -> None:
+def check_reachable(timeout: float = 5.0) -> ClusterMetadata:
+    """The cluster's metadata, or KafkaUnreachableError with one clear line."""
     try:
-        admin_client().list_topics(timeout=timeout)
+        return admin_client().list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaUnreachableError(
             f"Kafka is unreachable at {settings.KAFKA_BOOTSTRAP_SERVERS} ({exc.args[0].str()})"

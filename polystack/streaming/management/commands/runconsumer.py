@@ -96,10 +96,9 @@ class Command(BaseCommand):
         except db.DatabaseUnreachableError as exc:
             self._fail(str(exc))
         try:
-            kafka.check_reachable()
+            existing = kafka.check_reachable().topics
         except kafka.KafkaUnreachableError as exc:
             self._fail(str(exc))
-        existing = kafka.admin_client().list_topics(timeout=10).topics
         missing = [topic for topic in topics if topic not in existing]
         if missing:
             self._fail(f"Kafka topic(s) missing: {', '.join(missing)}; run `python manage.py ensuretopics`")
