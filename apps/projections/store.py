@@ -10,6 +10,7 @@ rejected (the runner parks it in the DLQ and logs it), never applied.
 """
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,13 @@ EVENT_COLUMNS = (
 )
 
 
+_staged_connections: "weakref.WeakSet" = weakref.WeakSet()
+
+
 def _create_staging(cursor) -> None:
-    """Session-local staging tables, emptied at every commit."""
+    """Session-local staging tables, emptied at every commit; created once per connection."""
+    if connection.connection in _staged_connections:
+        return
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS projection_stage_todos (LIKE {LIVE.todos} INCLUDING DEFAULTS) "
         "ON COMMIT DELETE ROWS"
@@ -65,6 +71,9 @@ def _create_staging(cursor) -> None:
         f"CREATE TEMP TABLE IF NOT EXISTS projection_stage_events (LIKE {LIVE.events} INCLUDING DEFAULTS) "
         "ON COMMIT DELETE ROWS"
     )
+    raw = connection.connection
+    # Only once the creating transaction committed: a rollback takes the tables with it.
+    transaction.on_commit(lambda: _staged_connections.add(raw))
 
 
 @dataclass

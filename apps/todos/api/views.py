@@ -21,6 +21,13 @@ from apps.projections import selectors
 from apps.todos import services
 from apps.todos.api import serializers as s
 
+# How each command error answers; a VersionConflictError also names the current version.
+ERROR_STATUS = {
+    services.TodoNotFoundError: status.HTTP_404_NOT_FOUND,
+    services.TodoForbiddenError: status.HTTP_403_FORBIDDEN,
+    services.TodoConflictError: status.HTTP_409_CONFLICT,
+    services.VersionConflictError: status.HTTP_409_CONFLICT,
+}
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -47,15 +54,11 @@ class TodoViewSet(viewsets.ViewSet):
         cid = correlation_id(request)
         try:
             result = command(actor=request.user, correlation_id=cid, **arguments)
-        except services.TodoNotFoundError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND, headers={"X-Correlation-ID": cid})
-        except services.TodoForbiddenError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN, headers={"X-Correlation-ID": cid})
-        except services.VersionConflictError as exc:
-            return Response({"detail": str(exc), "currentVersion": exc.current}, status=status.HTTP_409_CONFLICT,
-                            headers={"X-Correlation-ID": cid})
-        except services.TodoConflictError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT, headers={"X-Correlation-ID": cid})
+        except services.TodoError as exc:
+            body = {"detail": str(exc)}
+            if isinstance(exc, services.VersionConflictError):
+                body["currentVersion"] = exc.current
+            return Response(body, status=ERROR_STATUS[type(exc)], headers={"X-Correlation-ID": cid})
         headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
         todo = selectors.todo_wait_for_version(
             todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S
