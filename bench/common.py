@@ -65,6 +65,8 @@ def fast_envelopes(count: int, *, todos: int, user_id: int = 1, seed: int = 7) -
     `todos` todos, each created then prioritized/updated in turn, interleaved."""
     import random
 
+    from apps.todos.events import CATEGORIES
+
     rng = random.Random(seed)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(todos)]
     versions = [0] * todos
@@ -76,8 +78,8 @@ def fast_envelopes(count: int, *, todos: int, user_id: int = 1, seed: int = 7) -
         stamp = f"2026-01-01T00:{(n // 60) % 60:02d}:{n % 60:02d}.{n % 1000000:06d}Z"
         if version == 1:
             kind, data = "TodoCreated", {"title": f"todo {i}", "description": "", "userId": str(user_id),
-                                         "createdAt": stamp, "priority": "medium", "dueDate": None}
-            schema = 2
+                                         "createdAt": stamp, "priority": "medium", "dueDate": None, "teamId": None}
+            schema = 3
         elif version % 2:
             kind, data, schema = "TodoPrioritized", {"priority": rng.choice(["low", "high"]), "prioritizedAt": stamp}, 1
         else:
@@ -87,6 +89,8 @@ def fast_envelopes(count: int, *, todos: int, user_id: int = 1, seed: int = 7) -
             "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "eventType": kind,
             "schemaVersion": schema, "occurredAt": stamp, "aggregateId": ids[i], "aggregateVersion": version,
             "userId": str(user_id), "correlationId": f"bench-{n}", "causationId": None,
+            "metadata": {"notificationRequired": False, "affectedUsers": [str(user_id)],
+                         "category": CATEGORIES[kind], "actorId": str(user_id)},
             "data": {"todoId": ids[i], **data},
         })
     return out

@@ -21,6 +21,7 @@ class TodoView(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     assigned_to = models.BigIntegerField(null=True, blank=True, db_index=True)
     due_date = models.DateTimeField(null=True, blank=True)
+    team_id = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -50,6 +51,8 @@ class TodoEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["todo_id", "aggregate_version"], name="projections_event_per_version")
         ]
+        # Live clients catch up by Kafka position (apps.realtime).
+        indexes = [models.Index(fields=["partition", "offset"], name="projections_event_position")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.todo_id} v{self.aggregate_version}"

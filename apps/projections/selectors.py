@@ -5,17 +5,45 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from apps.projections.models import TodoEvent, TodoView
+from apps.projections.models import ProjectionOffset, TodoEvent, TodoView
 from apps.projections.waiting import watcher
+from apps.todos.models import Team
+from polystack.streaming.topics import TODO_EVENTS, resolve
+
+
+def _may_see(user_id: int) -> Q:
+    """The todos a user may see: their own, those assigned to them and their teams' todos."""
+    teams = Team.members.through.objects.filter(user_id=user_id).values("team_id")
+    return Q(user_id=user_id) | Q(assigned_to=user_id) | Q(team_id__in=teams)
 
 
 def _visible(user: AbstractBaseUser) -> Q:
-    """A user sees the todos they own and those assigned to them; never deleted ones."""
-    return (Q(user_id=user.pk) | Q(assigned_to=user.pk)) & Q(deleted_at__isnull=True)
+    """What the API lists: the todos the user may see, never deleted ones."""
+    return _may_see(user.pk) & Q(deleted_at__isnull=True)
+
+
+def events_after(*, user_id: int, positions: dict[int, int], limit: int) -> list[tuple[dict, int, int]]:
+    """Catch-up for a live client: the envelopes of todos the user may see (deleted ones
+    too, so that the client learns of the deletion) at Kafka positions after `positions`
+    ({partition: last offset seen}; a partition not named is read from its start), in
+    partition and offset order, at most `limit`, as (envelope, partition, offset)."""
+    todos = TodoView.objects.filter(_may_see(user_id)).values("id")
+    after = Q()
+    for partition in ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", flat=True):
+        after |= Q(partition=partition, offset__gt=positions.get(partition, -1))
+    if not after:
+        return []
+    return list(TodoEvent.objects.filter(after, todo_id__in=todos).order_by("partition", "offset")
+                .values_list("envelope", "partition", "offset")[:limit])
 
 
 def todo_list(
-    *, user: AbstractBaseUser, completed: bool | None = None, priority: str | None = None, assigned_to: int | None = None
+    *,
+    user: AbstractBaseUser,
+    completed: bool | None = None,
+    priority: str | None = None,
+    assigned_to: int | None = None,
+    team_id: uuid.UUID | None = None,
 ) -> QuerySet[TodoView]:
     todos = TodoView.objects.filter(_visible(user))
     if completed is not None:
@@ -24,6 +52,8 @@ def todo_list(
         todos = todos.filter(priority=priority)
     if assigned_to is not None:
         todos = todos.filter(assigned_to=assigned_to)
+    if team_id is not None:
+        todos = todos.filter(team_id=team_id)
     return todos.order_by("-created_at", "id")
 
 

@@ -47,7 +47,7 @@ REBUILD = Tables(*(name + "_rebuild" for name in LIVE.all()))
 
 TODO_COLUMNS = (
     "id", "user_id", "title", "description", "priority", "completed", "completed_at",
-    "assigned_to", "due_date", "created_at", "updated_at", "deleted_at", "version",
+    "assigned_to", "due_date", "created_at", "updated_at", "deleted_at", "version", "team_id",
 )
 
 
@@ -99,7 +99,7 @@ def _apply(row: dict | None, envelope: dict) -> dict:
             "description": data["description"], "priority": data["priority"], "completed": False,
             "completed_at": None, "assigned_to": None, "due_date": data["dueDate"],
             "created_at": data["createdAt"], "updated_at": data["createdAt"], "deleted_at": None,
-            "version": version,
+            "version": version, "team_id": data["teamId"],
         }
     row = {**row, "version": version}
     if event_type == events.TODO_UPDATED:

@@ -1,8 +1,8 @@
-"""Admin: the outbox (what waits for the relay) and the write-side state, read-only."""
+"""Admin: teams; the outbox (what waits for the relay) and the write-side state, read-only."""
 from django.contrib import admin
 
 from apps.projections.admin import ReadOnlyAdmin
-from apps.todos.models import OutboxEvent, TodoState
+from apps.todos.models import OutboxEvent, Team, TodoState
 
 
 @admin.register(OutboxEvent)
@@ -15,3 +15,18 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 @admin.register(TodoState)
 class TodoStateAdmin(ReadOnlyAdmin):
     list_display = ["id", "owner", "version", "deleted", "completed", "assigned_to"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "member_count", "created_at"]
+    search_fields = ["name", "owner__username"]
+    filter_horizontal = ["members"]
+
+    @admin.display(description="members")
+    def member_count(self, team: Team) -> int:
+        return team.members.count()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        form.instance.members.add(form.instance.owner)  # the owner is always a member

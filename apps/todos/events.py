@@ -28,7 +28,7 @@ TODO_ASSIGNED = "TodoAssigned"
 TODO_PRIORITIZED = "TodoPrioritized"
 
 CURRENT_VERSIONS: dict[str, int] = {
-    TODO_CREATED: 2,
+    TODO_CREATED: 3,
     TODO_UPDATED: 1,
     TODO_COMPLETED: 1,
     TODO_DELETED: 1,
@@ -36,6 +36,15 @@ CURRENT_VERSIONS: dict[str, int] = {
     TODO_PRIORITIZED: 1,
 }
 PRIORITIES = ("low", "medium", "high", "urgent")
+# metadata.category of each type: what notification preferences and clients filter by.
+CATEGORIES: dict[str, str] = {
+    TODO_CREATED: "created",
+    TODO_UPDATED: "updated",
+    TODO_COMPLETED: "completed",
+    TODO_DELETED: "deleted",
+    TODO_ASSIGNED: "assignment",
+    TODO_PRIORITIZED: "priority",
+}
 DEFAULT_PRIORITY = "medium"
 
 
@@ -47,10 +56,30 @@ def _todo_created_v1_to_v2(data: dict) -> dict:
     return {**data, "priority": DEFAULT_PRIORITY, "dueDate": None}
 
 
+def _todo_created_v2_to_v3(data: dict) -> dict:
+    return {**data, "teamId": None}
+
+
 # (eventType, version) -> function lifting `data` from that version to the next one.
 UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
     (TODO_CREATED, 1): _todo_created_v1_to_v2,
+    (TODO_CREATED, 2): _todo_created_v2_to_v3,
 }
+
+
+def default_metadata(envelope: dict) -> dict:
+    """The metadata of an event written before producers set it (Phase 1): the owner (and an
+    assignee it names) are affected, and nobody is notified about history."""
+    affected = [envelope["userId"]]
+    assignee = envelope["data"].get("assignedTo")
+    if assignee and assignee not in affected:
+        affected.append(assignee)
+    return {
+        "notificationRequired": False,
+        "affectedUsers": affected,
+        "category": CATEGORIES[envelope["eventType"]],
+        "actorId": None,
+    }
 
 
 @cache
@@ -82,15 +111,18 @@ def validate(envelope: dict) -> None:
 
 
 def upcast(envelope: dict) -> dict:
-    """Lift a valid envelope to the current schema version of its type (a new dict)."""
+    """Lift a valid envelope to the current schema version of its type, with metadata (a new
+    dict when anything changed)."""
     event_type, version = envelope["eventType"], envelope["schemaVersion"]
     data = envelope["data"]
     while version < CURRENT_VERSIONS[event_type]:
         data = UPCASTERS[(event_type, version)](data)
         version += 1
-    if version == envelope["schemaVersion"]:
-        return envelope
-    return {**envelope, "schemaVersion": version, "data": data}
+    if version != envelope["schemaVersion"]:
+        envelope = {**envelope, "schemaVersion": version, "data": data}
+    if "metadata" not in envelope:
+        envelope = {**envelope, "metadata": default_metadata(envelope)}
+    return envelope
 
 
 def read(payload: Any) -> dict:
@@ -114,6 +146,7 @@ def new_envelope(
     data: dict,
     correlation_id: str,
     occurred_at: datetime,
+    metadata: dict,
     causation_id: str | None = None,
 ) -> dict:
     """A current-version envelope, validated: an invalid event never reaches the outbox."""
@@ -127,6 +160,7 @@ def new_envelope(
         "userId": user_id,
         "correlationId": correlation_id,
         "causationId": causation_id,
+        "metadata": metadata,
         "data": data,
     }
     validate(envelope)

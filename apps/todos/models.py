@@ -10,6 +10,25 @@ from django.conf import settings
 from django.db import models
 
 
+class Team(models.Model):
+    """People who share todos: a todo created for a team is seen by all its members, and may
+    be assigned to any of them. Membership is plain state, not events: who sees what is
+    decided by the current members."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_teams")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True,
+                                     help_text="Everyone who sees the team's todos (the owner included).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class TodoState(models.Model):
     """What the write side must know to decide a command: owner, version, and the facts the
     rules look at. Not a read model."""
@@ -26,6 +45,7 @@ class TodoState(models.Model):
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
 
     class Meta:

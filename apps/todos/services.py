@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.todos import events
-from apps.todos.models import OutboxEvent, TodoState
+from apps.todos.models import OutboxEvent, Team, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 OUTBOX_CHANNEL = "todos_outbox"
@@ -30,6 +30,14 @@ class TodoNotFoundError(TodoError):
 
 class TodoForbiddenError(TodoError):
     """The user may see the todo but not do this to it (e.g. an assignee changing the title)."""
+
+
+class TodoInvalidError(TodoError):
+    """An argument the rules refuse (e.g. assigning a team todo outside the team): 400."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class TodoConflictError(TodoError):
@@ -50,8 +58,31 @@ class CommandResult:
     events: list[dict] = field(default_factory=list)
 
 
-def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str, now: datetime) -> dict:
+def _team_members(team_id) -> set[int]:
+    if team_id is None:
+        return set()
+    return set(Team.members.through.objects.filter(team_id=team_id).values_list("user_id", flat=True))
+
+
+def _notification_required(event_type: str, data: dict, state: TodoState, actor_id: int) -> bool:
+    """Whether anybody but the actor may want to hear of it; who exactly and how is the
+    notification rules' business (apps.notifications.rules)."""
+    if event_type == events.TODO_ASSIGNED:
+        return int(data["assignedTo"]) != actor_id
+    if event_type == events.TODO_COMPLETED:
+        return state.owner_id != actor_id
+    if event_type == events.TODO_PRIORITIZED:
+        return data["priority"] == "urgent" and state.assigned_to_id not in (None, actor_id)
+    return False
+
+
+def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str, now: datetime,
+          also_affected: tuple = ()) -> dict:
+    """Append one event to the outbox. Its metadata names everyone who may see the todo
+    (owner, assignee, team members, and `also_affected`, e.g. a former assignee): the
+    realtime and notification consumers route by it."""
     state.version += 1
+    affected = {state.owner_id, state.assigned_to_id, *_team_members(state.team_id), *also_affected} - {None}
     envelope = events.new_envelope(
         event_type=event_type,
         aggregate_id=state.id,
@@ -60,6 +91,12 @@ def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str,
         data={"todoId": str(state.id), **data},
         correlation_id=correlation_id,
         occurred_at=now,
+        metadata={
+            "notificationRequired": _notification_required(event_type, data, state, actor_id),
+            "affectedUsers": [str(user_id) for user_id in sorted(affected)],
+            "category": events.CATEGORIES[event_type],
+            "actorId": str(actor_id),
+        },
     )
     OutboxEvent.objects.create(
         event_id=envelope["eventId"],
@@ -78,13 +115,16 @@ def _emit(*, state: TodoState, event_type: str, data: dict, correlation_id: str,
 def _load_for_command(
     *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None, assignee_may: bool = False
 ) -> TodoState:
-    """Lock the todo's state for this transaction and check who may do what to it."""
+    """Lock the todo's state for this transaction and check who may do what to it: its
+    owner anything, its assignee what `assignee_may` allows; team members only see it."""
     state = TodoState.objects.select_for_update().filter(id=todo_id).first()
-    if state is None or (state.owner_id != actor.pk and state.assigned_to_id != actor.pk):
+    if state is None or not (
+        actor.pk in (state.owner_id, state.assigned_to_id) or actor.pk in _team_members(state.team_id)
+    ):
         raise TodoNotFoundError(f"todo {todo_id} not found")
     if state.deleted:
         raise TodoConflictError("the todo is deleted")
-    if state.owner_id != actor.pk and not assignee_may:
+    if state.owner_id != actor.pk and not (assignee_may and state.assigned_to_id == actor.pk):
         raise TodoForbiddenError("only the todo's owner may do this")
     if expected_version is not None and expected_version != state.version:
         raise VersionConflictError(expected=expected_version, current=state.version)
@@ -99,12 +139,17 @@ def todo_create(
     description: str = "",
     priority: str = events.DEFAULT_PRIORITY,
     due_date: datetime | None = None,
+    team_id: uuid.UUID | None = None,
     correlation_id: str,
 ) -> CommandResult:
+    if team_id is not None and actor.pk not in _team_members(team_id):
+        raise TodoInvalidError("teamId", "not a team you are a member of")
     now = timezone.now()
-    state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now)
+    state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now,
+                      team_id=team_id)
     envelope = _emit(
         state=state,
+        actor_id=actor.pk,
         event_type=events.TODO_CREATED,
         data={
             "title": title,
@@ -113,6 +158,7 @@ def todo_create(
             "createdAt": events.iso(now),
             "priority": priority,
             "dueDate": events.iso(due_date) if due_date else None,
+            "teamId": str(team_id) if team_id else None,
         },
         correlation_id=correlation_id,
         now=now,
@@ -122,14 +168,18 @@ def todo_create(
 
 
 def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False) -> CommandResult:
-    """Run `decide(state, now) -> [(event_type, data), ...]` under the todo's lock; emit the events."""
+    """Run `decide(state, now) -> [(event_type, data), ...]` under the todo's lock; emit the
+    events. Whoever was affected before the command stays affected by its events (a former
+    assignee sees the todo go)."""
     with transaction.atomic():
         state = _load_for_command(
             actor=actor, todo_id=todo_id, expected_version=expected_version, assignee_may=assignee_may
         )
+        before = (state.assigned_to_id,)
         now = timezone.now()
         emitted = [
-            _emit(state=state, event_type=event_type, data=data, correlation_id=correlation_id, now=now)
+            _emit(state=state, actor_id=actor.pk, event_type=event_type, data=data, correlation_id=correlation_id,
+                  now=now, also_affected=before)
             for event_type, data in decide(state, now)
         ]
         state.save()
@@ -190,6 +240,8 @@ def todo_assign(
     correlation_id: str,
 ) -> CommandResult:
     def decide(state, now):
+        if state.team_id is not None and assignee.pk != state.owner_id and assignee.pk not in _team_members(state.team_id):
+            raise TodoInvalidError("assignedTo", "not a member of the todo's team")
         state.assigned_to_id = assignee.pk
         return [(events.TODO_ASSIGNED, {"assignedTo": str(assignee.pk), "assignedAt": events.iso(now)})]
 

@@ -24,12 +24,13 @@ def todo_stream(*, user_id: int, todo_id: uuid.UUID | None = None, length: int =
         stream.append(events.new_envelope(
             event_type=event_type, aggregate_id=todo_id, aggregate_version=len(stream) + 1, user_id=str(user_id),
             data={"todoId": str(todo_id), **data}, correlation_id=f"synthetic-{len(stream)}",
-            occurred_at=moment,
+            occurred_at=moment, metadata={"notificationRequired": False, "affectedUsers": [str(user_id)],
+                                          "category": events.CATEGORIES[event_type], "actorId": str(user_id)},
         ))
 
     stamp = lambda: events.iso(moment + timedelta(seconds=1))  # noqa: E731
     add(events.TODO_CREATED, {"title": f"todo {todo_id.hex[:6]}", "description": "", "userId": str(user_id),
-                              "createdAt": stamp(), "priority": "medium", "dueDate": None})
+                              "createdAt": stamp(), "priority": "medium", "dueDate": None, "teamId": None})
     for n in range(length - 1):
         kind = rng.choice([events.TODO_UPDATED, events.TODO_PRIORITIZED, events.TODO_ASSIGNED])
         if kind == events.TODO_UPDATED:

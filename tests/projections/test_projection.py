@@ -187,19 +187,22 @@ def test_admin_queues_a_replay_job_that_a_worker_runs(projection, event_topics, 
 
 
 def test_v1_events_written_before_the_schema_evolved_still_project_and_replay(projection, event_topics):
-    """TodoCreated v1 had no priority or dueDate; it is upcast on every read path."""
+    """TodoCreated v1 had no priority or dueDate (and v2 no teamId), and Phase 1 events no
+    metadata; they are upcast on every read path."""
     from apps.projections.models import TodoEvent
 
     created = todo_stream(user_id=1, length=1, rng=random.Random(5))[0]
-    v1 = {**created, "schemaVersion": 1,
-          "data": {k: v for k, v in created["data"].items() if k not in ("priority", "dueDate")}}
+    v1 = {**{k: v for k, v in created.items() if k != "metadata"}, "schemaVersion": 1,
+          "data": {k: v for k, v in created["data"].items() if k not in ("priority", "dueDate", "teamId")}}
     publish(resolve(TODO_EVENTS), [v1])
     projection()
     wait_until(lambda: TodoView.objects.filter(id=v1["aggregateId"]).exists(), what="the v1 event applied")
     todo = TodoView.objects.get(id=v1["aggregateId"])
     assert (todo.priority, todo.due_date) == ("medium", None)
     stored = TodoEvent.objects.get(todo_id=v1["aggregateId"]).envelope
-    assert (stored["schemaVersion"], stored["data"]["priority"]) == (2, "medium"), "history shows the current shape"
+    assert (stored["schemaVersion"], stored["data"]["priority"], stored["data"]["teamId"]) == (3, "medium", None), \
+        "history shows the current shape"
+    assert stored["metadata"]["affectedUsers"] == ["1"]
     live = store.checksum()
 
     wipe_read_tables()

@@ -19,17 +19,36 @@ def envelope(**overrides) -> dict:
     return base
 
 
-def test_a_v1_todo_created_is_upcast_to_v2_with_defaults():
+METADATA = {"notificationRequired": False, "affectedUsers": ["7"], "category": "created", "actorId": "7"}
+
+
+def test_a_v1_todo_created_is_upcast_to_the_current_version_with_defaults():
     current = events.read(envelope())
-    assert current["schemaVersion"] == 2
+    assert current["schemaVersion"] == 3
     assert current["data"]["priority"] == "medium"
     assert current["data"]["dueDate"] is None
+    assert current["data"]["teamId"] is None
+
+
+def test_a_v2_todo_created_gets_no_team():
+    v2 = envelope(schemaVersion=2, metadata=METADATA)
+    v2["data"].update(priority="urgent", dueDate=None)
+    current = events.read(v2)
+    assert current["schemaVersion"] == 3
+    assert current["data"] == {**v2["data"], "teamId": None}
+
+
+def test_events_without_metadata_get_the_owner_as_affected_and_notify_nobody():
+    assigned = envelope(eventType="TodoAssigned", aggregateVersion=2, data={
+        "todoId": str(uuid.uuid4()), "assignedTo": "9", "assignedAt": "2026-01-01T00:00:00Z"})
+    assert events.read(assigned)["metadata"] == {
+        "notificationRequired": False, "affectedUsers": ["7", "9"], "category": "assignment", "actorId": None}
 
 
 def test_a_current_event_is_returned_as_it_is():
-    v2 = envelope(schemaVersion=2)
-    v2["data"].update(priority="urgent", dueDate=None)
-    assert events.read(v2) is v2
+    v3 = envelope(schemaVersion=3, metadata=METADATA)
+    v3["data"].update(priority="urgent", dueDate=None, teamId=str(uuid.uuid4()))
+    assert events.read(v3) is v3
 
 
 @pytest.mark.parametrize(
@@ -40,6 +59,7 @@ def test_a_current_event_is_returned_as_it_is():
         ({"aggregateVersion": 0}, "aggregateVersion"),
         ({"eventId": "not-a-uuid"}, "eventId"),
         ({"extra": 1}, "must not contain"),
+        ({"metadata": {**METADATA, "category": "gossip"}}, "category"),
     ],
 )
 def test_invalid_envelopes_are_rejected_as_non_retriable(change, message):
@@ -59,5 +79,5 @@ def test_new_envelopes_are_validated_before_they_exist():
         events.new_envelope(
             event_type=events.TODO_PRIORITIZED, aggregate_id=uuid.uuid4(), aggregate_version=2, user_id="1",
             data={"todoId": str(uuid.uuid4()), "priority": "whenever", "prioritizedAt": "2026-01-01T00:00:00Z"},
-            correlation_id="c", occurred_at=datetime.now(UTC),
+            correlation_id="c", occurred_at=datetime.now(UTC), metadata=METADATA,
         )

@@ -31,8 +31,10 @@ def test_a_row_committed_after_a_higher_id_is_still_published(roles, user_factor
     late_envelope = events.new_envelope(
         event_type=events.TODO_CREATED, aggregate_id=todo_id, aggregate_version=1, user_id=str(alice.pk),
         data={"todoId": str(todo_id), "title": "late", "description": "", "userId": str(alice.pk),
-              "createdAt": events.iso(now), "priority": "low", "dueDate": None},
-        correlation_id="late", occurred_at=now,
+              "createdAt": events.iso(now), "priority": "low", "dueDate": None, "teamId": None},
+        correlation_id="late", occurred_at=now, metadata={
+            "notificationRequired": False, "affectedUsers": [str(alice.pk)], "category": "created",
+            "actorId": str(alice.pk)},
     )
     with psycopg.connect(db.conninfo()) as slow:  # a transaction that takes its id, then lingers
         late_id = slow.execute(

@@ -26,6 +26,7 @@ class TodoCreateSerializer(StrictSerializer):
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     priority = serializers.ChoiceField(choices=PRIORITIES, required=False, default="medium")
     dueDate = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    teamId = serializers.UUIDField(required=False, allow_null=True, default=None)
 
 
 class TodoUpdateSerializer(CommandSerializer):
@@ -56,6 +57,7 @@ class TodoFilterSerializer(StrictSerializer):
     completed = serializers.BooleanField(required=False, allow_null=True, default=None)
     priority = serializers.ChoiceField(choices=PRIORITIES, required=False)
     assignedTo = serializers.IntegerField(min_value=1, required=False)
+    teamId = serializers.UUIDField(required=False)
     page = serializers.IntegerField(min_value=1, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
@@ -65,13 +67,14 @@ class TodoSerializer(serializers.ModelSerializer):
     assignedTo = serializers.SerializerMethodField()
     userId = serializers.SerializerMethodField()
     dueDate = serializers.DateTimeField(source="due_date", allow_null=True)
+    teamId = serializers.UUIDField(source="team_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
 
     class Meta:
         model = TodoView
         fields = ["id", "title", "description", "priority", "completed", "completedAt", "assignedTo", "userId",
-                  "dueDate", "createdAt", "updatedAt", "version"]
+                  "dueDate", "teamId", "createdAt", "updatedAt", "version"]
 
     def get_assignedTo(self, todo) -> str | None:
         return None if todo.assigned_to is None else str(todo.assigned_to)

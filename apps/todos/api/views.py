@@ -25,6 +25,7 @@ from apps.todos.api import serializers as s
 ERROR_STATUS = {
     services.TodoNotFoundError: status.HTTP_404_NOT_FOUND,
     services.TodoForbiddenError: status.HTTP_403_FORBIDDEN,
+    services.TodoInvalidError: status.HTTP_400_BAD_REQUEST,
     services.TodoConflictError: status.HTTP_409_CONFLICT,
     services.VersionConflictError: status.HTTP_409_CONFLICT,
 }
@@ -56,6 +57,8 @@ class TodoViewSet(viewsets.ViewSet):
             result = command(actor=request.user, correlation_id=cid, **arguments)
         except services.TodoError as exc:
             body = {"detail": str(exc)}
+            if isinstance(exc, services.TodoInvalidError):
+                body = {exc.field: [str(exc)]}  # shaped like a field error of the serializer
             if isinstance(exc, services.VersionConflictError):
                 body["currentVersion"] = exc.current
             return Response(body, status=ERROR_STATUS[type(exc)], headers={"X-Correlation-ID": cid})
@@ -80,12 +83,13 @@ class TodoViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("completed", bool), OpenApiParameter("priority", str, enum=["low", "medium", "high", "urgent"]),
-            OpenApiParameter("assignedTo", str), OpenApiParameter("page", int), OpenApiParameter("page_size", int),
+            OpenApiParameter("assignedTo", str), OpenApiParameter("teamId", str), OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
         ],
         responses=s.TodoSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
-        """Your todos and those assigned to you, newest first."""
+        """Your todos, those assigned to you and your teams' todos, newest first."""
         filters = s.TodoFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         todos = selectors.todo_list(
@@ -93,6 +97,7 @@ class TodoViewSet(viewsets.ViewSet):
             completed=filters.validated_data.get("completed"),
             priority=filters.validated_data.get("priority"),
             assigned_to=filters.validated_data.get("assignedTo"),
+            team_id=filters.validated_data.get("teamId"),
         )
         paginator = TodoPagination()
         page = paginator.paginate_queryset(todos, request, view=self)
@@ -109,7 +114,8 @@ class TodoViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         data = self._valid(s.TodoCreateSerializer, request)
         return self._run(request, services.todo_create, created=True, title=data["title"],
-                         description=data["description"], priority=data["priority"], due_date=data["dueDate"])
+                         description=data["description"], priority=data["priority"], due_date=data["dueDate"],
+                         team_id=data["teamId"])
 
     @extend_schema(request=s.TodoUpdateSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
     def partial_update(self, request: Request, pk: str) -> Response:
