@@ -1,4 +1,6 @@
 """Fixtures over the real local stack (scripts/stack.sh up): one broker for the whole session."""
+import subprocess
+
 import pytest
 
 from polystack.streaming import kafka
@@ -62,9 +64,9 @@ def roles(transactional_db, event_topics, settings):
     settings.READ_YOUR_WRITES_TIMEOUT_S = 15.0  # processes start slowly on a busy machine
     started = []
 
-    def start(*args: str, env: dict | None = None):
+    def start(*args: str, env: dict | None = None, **kwargs):
         process = helpers.manage(
-            *args, env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, **(env or {})}
+            *args, env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, **(env or {})}, **kwargs
         )
         started.append(process)
         return process
@@ -84,3 +86,29 @@ def user_factory(db):
 @pytest.fixture
 def alice_client(user_factory):
     return helpers.api_client(user_factory(username="alice"))
+
+
+@pytest.fixture
+def web(roles, tmp_path):
+    """The web role (daphne: HTTP and WebSockets) on a free loopback port; its base URL.
+    Its log goes to a file: a pipe nobody reads would fill up and stall the server."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(tmp_path / "web.log", "w")
+    roles("runserver", "--noreload", f"127.0.0.1:{port}", stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    helpers.wait_until(up, what=f"the web role on {base} (log: {tmp_path / 'web.log'})")
+    yield base
+    log.close()

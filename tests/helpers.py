@@ -93,9 +93,9 @@ def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
 def manage(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start `python manage.py ARGS` as its own process with the test settings."""
     full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "polystack.settings.test", **(env or {})}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=full_env, text=True, **streams,
     )
 
 

@@ -11,7 +11,7 @@ from apps.todos.models import Team
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 
-def _may_see(user_id: int) -> Q:
+def may_see_q(user_id: int) -> Q:
     """The todos a user may see: their own, those assigned to them and their teams' todos."""
     teams = Team.members.through.objects.filter(user_id=user_id).values("team_id")
     return Q(user_id=user_id) | Q(assigned_to=user_id) | Q(team_id__in=teams)
@@ -19,7 +19,7 @@ def _may_see(user_id: int) -> Q:
 
 def _visible(user: AbstractBaseUser) -> Q:
     """What the API lists: the todos the user may see, never deleted ones."""
-    return _may_see(user.pk) & Q(deleted_at__isnull=True)
+    return may_see_q(user.pk) & Q(deleted_at__isnull=True)
 
 
 def events_after(*, user_id: int, positions: dict[int, int], limit: int) -> list[tuple[dict, int, int]]:
@@ -27,7 +27,7 @@ def events_after(*, user_id: int, positions: dict[int, int], limit: int) -> list
     too, so that the client learns of the deletion) at Kafka positions after `positions`
     ({partition: last offset seen}; a partition not named is read from its start), in
     partition and offset order, at most `limit`, as (envelope, partition, offset)."""
-    todos = TodoView.objects.filter(_may_see(user_id)).values("id")
+    todos = TodoView.objects.filter(may_see_q(user_id)).values("id")
     after = Q()
     for partition in ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", flat=True):
         after |= Q(partition=partition, offset__gt=positions.get(partition, -1))

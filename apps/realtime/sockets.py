@@ -1,0 +1,148 @@
+"""`ws://<host>/ws/todos/`: live todo events and notifications for the signed-in user.
+
+Connect with the session cookie, or `?token=<DRF token>`; no or bad credentials close the
+socket with 4401. Add `after=<partition>:<offset>,...` (the position of the last event seen
+on each partition, as the frames carry it) and the socket first sends everything newer the
+user may see, then `{"type": "ready"}`, then live frames. Frames:
+
+  server → client
+    {"type": "event", "event": <envelope>, "position": {"partition": p, "offset": o}}
+    {"type": "notification", "notification": {...}}
+    {"type": "ready", "complete": true|false, "positions": {"<p>": <offset>}}
+        complete is false when catch-up was cut short (more than MAX_CATCHUP_EVENTS missed, or
+        the projection lagged): reload the list over REST, then reconnect with `positions`.
+    {"type": "error", "error": "..."}        a malformed frame; the socket stays open
+    {"type": "pong"}
+  client → server
+    {"type": "catchup", "todoId": "...", "afterVersion": n, "beforeVersion": m}
+        a gap seen in a todo's aggregateVersion (the channel layer may drop pushes): the
+        socket sends that todo's events n < version < m from the projection's history.
+    {"type": "ping"}
+
+Frames from the client larger than MAX_FRAME_BYTES close the socket (4413).
+"""
+import json
+import logging
+import re
+import time
+import uuid
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from apps.realtime import catchup
+from apps.realtime.groups import user_group
+
+logger = logging.getLogger("apps.realtime")
+
+UNAUTHENTICATED = 4401
+TOO_BIG = 4413  # like HTTP 413; daphne lets applications close with 1000 or 3000-4999 only
+MAX_FRAME_BYTES = 4096
+MAX_PARTITIONS = 1024
+POSITIONS = re.compile(r"^\d{1,5}:-?\d{1,19}(,\d{1,5}:-?\d{1,19})*$")
+
+
+def event_frame(envelope: dict | str, partition: int, offset: int) -> str:
+    """The text of an event frame; `envelope` may already be JSON text (as stored)."""
+    text = envelope if isinstance(envelope, str) else json.dumps(envelope)
+    return f'{{"type": "event", "event": {text}, "position": {{"partition": {partition}, "offset": {offset}}}}}'
+
+
+def parse_positions(raw: str) -> dict[int, int] | None:
+    if not raw:
+        return {}
+    if len(raw) > 16 * MAX_PARTITIONS or not POSITIONS.match(raw):
+        return None
+    return {int(p): int(o) for p, o in (pair.split(":") for pair in raw.split(","))}
+
+
+class TodoSocket(AsyncWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.group = user_group(user.pk)
+        self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
+        query = {name: values[0] for name, values in parse_qs(self.scope.get("query_string", b"").decode("latin1")).items()}
+        positions = parse_positions(query.get("after", ""))
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        if positions is None:
+            await self._error("after: give partition:offset pairs, e.g. after=0:41,3:17")
+            positions = {}
+        if "after" in query:
+            await self._catch_up(positions)
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _catch_up(self, positions: dict[int, int]) -> None:
+        started = time.monotonic()
+        complete = await catchup.wait_for_projection()
+        missed, self.reached = await catchup.events_after(user_id=self.user_id, positions=positions)
+        if len(missed) > catchup.MAX_CATCHUP_EVENTS:
+            missed, complete = missed[: catchup.MAX_CATCHUP_EVENTS], False
+        for envelope, partition, offset in missed:
+            await self.send(text_data=event_frame(envelope, partition, offset))
+            positions[partition] = max(positions.get(partition, -1), offset)
+        if not complete:
+            # What is not sent is not vouched for: live frames are not deduplicated against it.
+            self.reached = dict(positions)
+        await self.send(text_data=json.dumps(
+            {"type": "ready", "complete": complete, "positions": {str(p): o for p, o in positions.items()}}))
+        logger.info("user %s caught up %d events in %.0f ms (complete=%s)", self.user_id, len(missed),
+                    (time.monotonic() - started) * 1000, complete)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if not hasattr(self, "user_id"):
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME_BYTES:
+            await self.close(code=TOO_BIG)
+            return
+        try:
+            frame = json.loads(text_data) if text_data is not None else None
+        except json.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict):
+            await self._error("frames are JSON objects with a type")
+        elif frame.get("type") == "ping":
+            await self.send(text_data='{"type": "pong"}')
+        elif frame.get("type") == "catchup":
+            await self._todo_catch_up(frame)
+        else:
+            await self._error(f"unknown frame type {str(frame.get('type'))[:40]!r}")
+
+    async def _todo_catch_up(self, frame: dict) -> None:
+        after, before = frame.get("afterVersion"), frame.get("beforeVersion")
+        try:
+            todo_id = str(uuid.UUID(str(frame.get("todoId"))))
+        except ValueError:
+            return await self._error("catchup: todoId must be a UUID")
+        if not (isinstance(after, int) and after >= 0 and (before is None or (isinstance(before, int) and before > after))):
+            return await self._error("catchup: afterVersion must be an integer >= 0, beforeVersion a larger one")
+        if before is not None:  # the missing versions exist; give the projection a moment to apply them
+            deadline = time.monotonic() + catchup.WAIT_FOR_PROJECTION_S
+            while await catchup.todo_version(todo_id) < before - 1 and time.monotonic() < deadline:
+                await catchup.asyncio.sleep(catchup.POLL_S)
+        events = await catchup.todo_events_between(user_id=self.user_id, todo_id=todo_id, after=after, before=before)
+        if events is None:
+            return await self._error(f"catchup: todo {todo_id} not found")
+        for envelope, partition, offset in events:
+            await self.send(text_data=event_frame(envelope, partition, offset))
+
+    async def _error(self, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "error": message}))
+
+    # --- from the channel layer ------------------------------------------------------------
+    async def todo_event(self, message: dict) -> None:
+        if message["offset"] <= self.reached.get(message["partition"], -1):
+            return  # already sent by the catch-up
+        await self.send(text_data=message["frame"])
+
+    async def notification_new(self, message: dict) -> None:
+        await self.send(text_data=message["frame"])
