@@ -66,7 +66,10 @@ def roles(transactional_db, event_topics, settings):
 
     def start(*args: str, env: dict | None = None, **kwargs):
         process = helpers.manage(
-            *args, env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, **(env or {})}, **kwargs
+            *args,
+            env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, "CELERY_QUEUE": event_topics,
+                 **(env or {})},
+            **kwargs,
         )
         started.append(process)
         return process
@@ -92,12 +95,9 @@ def alice_client(user_factory):
 def web(roles, tmp_path):
     """The web role (daphne: HTTP and WebSockets) on a free loopback port; its base URL.
     Its log goes to a file: a pipe nobody reads would fill up and stall the server."""
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = helpers.free_port()
     log = open(tmp_path / "web.log", "w")
     roles("runserver", "--noreload", f"127.0.0.1:{port}", stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -112,3 +112,32 @@ def web(roles, tmp_path):
     helpers.wait_until(up, what=f"the web role on {base} (log: {tmp_path / 'web.log'})")
     yield base
     log.close()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives: `.messages`."""
+    inbox = helpers.MailInbox(helpers.free_port())
+    inbox.start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture
+def worker(roles, smtp, tmp_path):
+    """A real Celery worker on this test's queue, sending email to the `smtp` fixture."""
+
+    def start(port: int | None = None):
+        log = open(tmp_path / "worker.log", "a")
+        return roles("-A", "polystack", "worker", "--pool", "solo", "--loglevel", "INFO",
+                     "--without-heartbeat", "--without-gossip", "--without-mingle",
+                     "-Q", settings_queue(), module="celery", env={"EMAIL_PORT": str(port or smtp.port)},
+                     stdout=log, stderr=subprocess.STDOUT)
+
+    def settings_queue():
+        from django.conf import settings
+
+        return settings.KAFKA_TOPIC_PREFIX
+
+    start.log = tmp_path / "worker.log"
+    return start

@@ -90,13 +90,13 @@ def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
     return {tp.partition: tp.offset for tp in result}
 
 
-def manage(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    """Start `python manage.py ARGS` as its own process with the test settings."""
+def manage(*args: str, env: dict | None = None, module: str | None = None, **kwargs) -> subprocess.Popen:
+    """Start `python manage.py ARGS` (or `python -m MODULE ARGS`) as its own process with the
+    test settings."""
     full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "polystack.settings.test", **(env or {})}
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=full_env, text=True, **streams,
-    )
+    command = ["-m", module] if module else [str(ROOT / "manage.py")]
+    return subprocess.Popen([sys.executable, *command, *args], cwd=ROOT, env=full_env, text=True, **streams)
 
 
 def stop(process: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str, str]:
@@ -111,6 +111,15 @@ def stop(process: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str, st
     return process.returncode, out, err
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (the OS picks it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def api_client(user):
     """A DRF client authenticated the way users are: with the user's token."""
     from rest_framework.authtoken.models import Token
@@ -120,3 +129,42 @@ def api_client(user):
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+class MailInbox:
+    """A real SMTP server on loopback (aiosmtpd) keeping what it receives in `messages`,
+    as (recipients, email.message.EmailMessage). It can be stopped and started again."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.messages: list[tuple[list[str], Any]] = []
+        self._controller = None
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes, policy
+
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+def caught_up(group: str, topic: str) -> bool:
+    """Whether `group` committed everything in `topic` (every partition at its end)."""
+    consumer = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in committed)

@@ -108,6 +108,24 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One queue per system on a shared Redis: a worker never runs another system's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.get("CELERY_QUEUE", "polystack")
+CELERY_BEAT_SCHEDULE = {
+    "notifications-redeliver-stuck": {"task": "apps.notifications.tasks.redeliver_stuck", "schedule": 60.0},
+}
+
+# Email goes over SMTP. Locally `make run` starts an SMTP sink on 127.0.0.1:1025 that prints
+# every message it receives (its log prefix is `mail`).
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env.get("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env.get_int("EMAIL_PORT", 1025)
+EMAIL_HOST_USER = env.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.get_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "PolyStack <noreply@polystack.localhost>")
+# Links in emails point here.
+PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

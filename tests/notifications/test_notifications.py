@@ -1,0 +1,136 @@
+"""Notifications end to end: relay, projection, `runconsumer notifications`, a real Celery
+worker and a real SMTP server on loopback."""
+import pytest
+
+from apps.notifications.models import Notification
+from polystack.streaming.topics import TODO_EVENTS, resolve
+from tests.helpers import api_client, caught_up, stop, unique, wait_until
+
+
+@pytest.fixture
+def pipeline(roles, worker):
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", unique("projection"))
+    group = unique("notifications")
+    notifications = roles("runconsumer", "notifications", "--group-id", group)
+    worker()
+    return {"group": group, "notifications": notifications}
+
+
+@pytest.fixture
+def people(user_factory):
+    return {name: user_factory(username=name, email=f"{name}@example.test") for name in ("alice", "bob", "carol")}
+
+
+def create(user, title: str) -> str:
+    answer = api_client(user).post("/api/todos/", {"title": title}, format="json")
+    assert answer.status_code == 201, answer.content
+    return answer.json()["id"]
+
+
+def command(user, todo_id: str, verb: str, body: dict | None = None) -> None:
+    answer = api_client(user).post(f"/api/todos/{todo_id}/{verb}/", body or {}, format="json")
+    assert answer.status_code == 200, answer.content
+
+
+def sent(recipient, **filters) -> list[Notification]:
+    return list(Notification.objects.filter(recipient=recipient, status="sent", **filters).order_by("id"))
+
+
+def test_an_assignment_notifies_the_assignee_by_email_and_in_app_once(pipeline, people, smtp):
+    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    todo = create(alice, "Write the & report")
+    command(alice, todo, "assign", {"assignedTo": str(bob.pk)})
+
+    wait_until(lambda: len(sent(bob)) == 2, what="bob's email and in-app notification sent")
+    wait_until(lambda: smtp.messages, what="the email at the SMTP server")
+    (recipients, email), = smtp.messages
+    assert recipients == ["bob@example.test"]
+    assert email["Subject"] == "alice assigned you “Write the & report”"
+    assert "alice assigned you the todo “Write the & report”" in email.get_body(("plain",)).get_content()
+    assert "<strong>“Write the &amp; report”</strong>" in email.get_body(("html",)).get_content()
+
+    feed = api_client(bob).get("/api/notifications/").json()
+    assert feed["unreadCount"] == 1
+    assert {(n["channel"], n["eventType"], n["todoId"]) for n in feed["results"]} == {
+        ("email", "TodoAssigned", todo), ("in_app", "TodoAssigned", todo)}
+    assert api_client(alice).get("/api/notifications/").json()["count"] == 0, "the actor is not told"
+    in_app = next(n for n in feed["results"] if n["channel"] == "in_app")
+    assert api_client(carol).post(f"/api/notifications/{in_app['id']}/read/").status_code == 404
+    assert api_client(bob).post(f"/api/notifications/{in_app['id']}/read/").json()["unreadCount"] == 0
+
+
+def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, people, smtp):
+    alice, bob = people["alice"], people["bob"]
+    prefs = api_client(bob).put("/api/notifications/preferences/", {"preferences": [
+        {"category": "priority", "channel": "email", "enabled": False}]}, format="json")
+    assert prefs.status_code == 200
+    assert {"category": "priority", "label": "A todo of yours made urgent", "channel": "email",
+            "enabled": False} in prefs.json()["preferences"]
+    bad = api_client(bob).put("/api/notifications/preferences/", {"preferences": [
+        {"category": "gossip", "channel": "pigeon", "enabled": "maybe"}]}, format="json")
+    assert bad.status_code == 400
+    assert set(bad.json()["preferences"]["0"]) == {"category", "channel", "enabled"}, "each field named"
+
+    todo = create(alice, "Ship it")
+    command(alice, todo, "prioritize", {"priority": "high"})    # not urgent: nobody
+    command(alice, todo, "assign", {"assignedTo": str(bob.pk)})  # bob: email + in-app
+    command(alice, todo, "prioritize", {"priority": "urgent"})  # bob: in-app only (his choice)
+    command(bob, todo, "complete")                               # alice: email + in-app
+    mine = create(alice, "Mine")
+    command(alice, mine, "complete")                             # by the owner: nobody
+
+    wait_until(lambda: len(sent(alice)) == 2, what="alice told of the completion")
+    wait_until(lambda: len(sent(bob)) == 3, what="bob told of the assignment and the urgency")
+    assert [(n.event_type, n.channel) for n in sent(bob)] == [
+        ("TodoAssigned", "email"), ("TodoAssigned", "in_app"), ("TodoPrioritized", "in_app")]
+    assert {(n.event_type, n.channel) for n in sent(alice)} == {("TodoCompleted", "email"), ("TodoCompleted", "in_app")}
+    wait_until(lambda: len(smtp.messages) == 2, what="two emails")
+    assert sorted(r[0] for r, _ in smtp.messages) == ["alice@example.test", "bob@example.test"]
+
+
+def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pipeline, roles, people, smtp):
+    alice, bob = people["alice"], people["bob"]
+    first = create(alice, "before the outage")
+    command(alice, first, "assign", {"assignedTo": str(bob.pk)})
+    wait_until(lambda: len(sent(bob)) == 2, what="the first assignment delivered")
+
+    code, _, err = stop(pipeline["notifications"])
+    assert code == 0, err
+    # The other roles go on: commands are answered from the projection as before.
+    second = create(alice, "during the outage")
+    command(alice, second, "assign", {"assignedTo": str(bob.pk)})
+    assert Notification.objects.filter(todo_id=second).count() == 0
+
+    roles("runconsumer", "notifications", "--group-id", pipeline["group"])  # resumes from its commits
+    wait_until(lambda: len(sent(bob)) == 4, what="the outage's assignment delivered after the restart")
+
+    # The same events delivered all over again: a new group reads the topic from its start.
+    replay_group = unique("replay")
+    replayer = roles("runconsumer", "notifications", "--group-id", replay_group)
+    wait_until(lambda: caught_up(replay_group, resolve(TODO_EVENTS)), what="the replay through every event")
+    stop(replayer)
+    assert Notification.objects.filter(recipient=bob).count() == 4
+    wait_until(lambda: len(smtp.messages) >= 2, what="two emails")
+    assert len(smtp.messages) == 2, "one email per assignment, however often the events came"
+
+
+def test_delivery_retries_with_backoff_until_the_mail_server_answers(roles, worker, people, smtp):
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", unique("projection"))
+    roles("runconsumer", "notifications", "--group-id", unique("notifications"))
+    smtp.stop()  # the mail server is down
+    worker()
+    alice, bob = people["alice"], people["bob"]
+    todo = create(alice, "mail later")
+    command(alice, todo, "assign", {"assignedTo": str(bob.pk)})
+
+    email = lambda: Notification.objects.get(recipient=bob, channel="email")  # noqa: E731
+    wait_until(lambda: Notification.objects.filter(recipient=bob, channel="email", attempts__gte=2).exists(),
+               what="two failed attempts")
+    assert email().status == "pending"
+    assert "Connection refused" in email().last_error or "Errno" in email().last_error
+    assert sent(bob, channel="in_app"), "in-app delivery does not wait for the mail server"
+    smtp.start()
+    wait_until(lambda: email().status == "sent", timeout=60, what="the email sent once the server is back")
+    assert len(smtp.messages) == 1
