@@ -38,12 +38,13 @@ topics: stack-up
 	$(PY) manage.py ensuretopics
 
 run: migrate topics
-	@$(PY) manage.py procfile --python $(abspath $(PY)) > .stack/Procfile
+	@$(PY) manage.py procfile --mail-sink --python $(abspath $(PY)) > .stack/Procfile
 	@$(PY) manage.py demouser --url http://127.0.0.1:8000/
 	@echo "Starting every role (Ctrl-C stops them all): $$(cut -d: -f1 .stack/Procfile | tr '\n' ' ')"
 	$(VENV)/bin/honcho start -f .stack/Procfile -d .
 
 test: stack-up
+	scripts/stack.sh browser
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest
 
 bench: stack-up

@@ -298,6 +298,16 @@ case "${1:-}" in
     fi
     say "stopped what this stack started; reused servers were left alone"
     ;;
+  browser)
+    # The browser tests drive Debian's Chromium (Playwright with executable_path).
+    if command -v chromium >/dev/null; then
+      say "chromium: $(command -v chromium)"
+    else
+      [ "$(id -u)" = 0 ] || die "chromium is missing; install Debian's chromium package (or set CHROMIUM_PATH)"
+      say "installing chromium from Debian for the browser tests"
+      apt_install chromium
+    fi
+    ;;
   status)
     rc=0
     status_line kafka "$KAFKA_BOOTSTRAP_SERVERS" "$KAFKA_DIR/kafka.pid" kafka_answers || rc=1
@@ -306,7 +316,7 @@ case "${1:-}" in
     exit $rc
     ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|browser" >&2
     exit 2
     ;;
 esac

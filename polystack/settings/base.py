@@ -170,3 +170,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/todos/"
+LOGOUT_REDIRECT_URL = "/login/"

@@ -1,5 +1,5 @@
 """Teams: `GET/POST /api/teams/`, `GET /api/teams/{id}/`, and the owner's
-`POST /api/teams/{id}/members/` `{"userId"}` and `DELETE /api/teams/{id}/members/{userId}/`.
+`POST /api/teams/{id}/members/` `{"userId"}` or `{"username"}` and `DELETE /api/teams/{id}/members/{userId}/`.
 
 A user sees the teams they belong to; only a team's owner changes its members.
 """
@@ -42,13 +42,23 @@ class TeamCreateSerializer(StrictSerializer):
 
 
 class MemberAddSerializer(StrictSerializer):
-    userId = serializers.CharField(max_length=64)
+    """The user to add, by `userId` or by `username`."""
 
-    def validate_userId(self, value):
-        user = get_user_model().objects.filter(pk=int(value) if value.isdigit() else None, is_active=True).first()
+    userId = serializers.CharField(max_length=64, required=False)
+    username = serializers.CharField(max_length=150, required=False)
+
+    def validate(self, attrs):
+        users = get_user_model().objects.filter(is_active=True)
+        if "userId" in attrs:
+            user = users.filter(pk=int(attrs["userId"]) if attrs["userId"].isdigit() else None).first()
+            field = "userId"
+        elif "username" in attrs:
+            user, field = users.filter(username=attrs["username"]).first(), "username"
+        else:
+            raise serializers.ValidationError({"userId": ["Give a userId or a username."]})
         if user is None:
-            raise serializers.ValidationError("No such user.")
-        return user
+            raise serializers.ValidationError({field: ["No such user."]})
+        return {"user": user}
 
 
 class TeamViewSet(viewsets.ViewSet):
@@ -88,7 +98,7 @@ class TeamViewSet(viewsets.ViewSet):
         team = self._team(request, pk, owner=True)
         data = MemberAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        team.members.add(data.validated_data["userId"])
+        team.members.add(data.validated_data["user"])
         return Response(TeamSerializer(self._team(request, pk)).data)
 
     @extend_schema(responses={204: None})

@@ -3,7 +3,11 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from django.conf import settings
+
 from polystack.ops.roles import roles
+
+MAIL_SINK = "aiosmtpd -n -l {host}:{port} -c aiosmtpd.handlers.Debugging"
 
 
 class Command(BaseCommand):
@@ -18,7 +22,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--state-dir", default=".stack", help="Folder for Celery beat's schedule file.")
+        parser.add_argument("--mail-sink", action="store_true",
+                            help="Add a `mail` role: an SMTP server on EMAIL_HOST:EMAIL_PORT that prints what it gets "
+                                 "(local development; needs aiosmtpd from requirements-dev.txt).")
 
-    def handle(self, *args, python: str, host: str, port: int, state_dir: str, **options):
+    def handle(self, *args, python: str, host: str, port: int, state_dir: str, mail_sink: bool, **options):
+        if mail_sink:
+            self.stdout.write(f"mail: {python} -m {MAIL_SINK.format(host=settings.EMAIL_HOST, port=settings.EMAIL_PORT)}")
         for name, command in roles(python=python, host=host, port=port, state_dir=state_dir).items():
             self.stdout.write(f"{name}: {command}")

@@ -1,0 +1,87 @@
+"""The web page in a real headless Chromium (Debian's package, driven by Playwright), on the
+real web role, relay, consumers, Celery worker, SMTP server, Kafka, PostgreSQL and Redis."""
+import os
+import re
+import shutil
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from apps.todos.models import Team
+from tests.factories import PASSWORD
+from tests.helpers import unique, wait_until
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def system(roles, web, worker):
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", unique("projection"))
+    roles("runconsumer", "realtime", "--group-id", unique("realtime"))
+    roles("runconsumer", "notifications", "--group-id", unique("notifications"))
+    worker()
+    return web
+
+
+@pytest.fixture
+def browser():
+    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: make test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def sign_in(browser, base: str, username: str):
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/todos/")
+    expect(page).to_have_url(f"{base}/login/?next=/todos/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/todos/")
+    expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
+    return page
+
+
+@pytest.fixture
+def people(user_factory):
+    """Alice and Bob in one team. Made before the browser starts: the ORM is not used while
+    Playwright's loop runs in this thread (a connection opened then would outlive the test)."""
+    alice = user_factory(username="alice", email="alice@example.test")
+    bob = user_factory(username="bob", email="bob@example.test")
+    team = Team.objects.create(name="Platform", owner=alice)
+    team.members.add(alice, bob)
+
+
+def test_an_assignment_reaches_the_other_users_open_page_feed_and_mailbox(system, people, smtp, browser):
+    a = sign_in(browser, system, "alice")
+    b = sign_in(browser, system, "bob")
+
+    a.get_by_label("New todo").fill("Review the relay")
+    a.get_by_role("button", name="Add todo").click()
+    item = a.locator("li.todo", has_text="Review the relay")
+    expect(item).to_be_visible()
+    expect(b.locator("li.todo", has_text="Review the relay")).to_have_count(0)  # personal: not bob's
+
+    item.get_by_label("Assignee of Review the relay").select_option(label="bob")
+    assigned_at = time.monotonic()
+    mine = b.locator("li.todo", has_text="Review the relay")
+    expect(mine).to_be_visible(timeout=2_000)
+    expect(mine).to_contain_text("assigned to you")
+    assert time.monotonic() - assigned_at < 2.5
+
+    expect(b.locator("#unread")).to_have_text("1", timeout=15_000)
+    expect(b.locator("#feed-list")).to_contain_text("alice assigned you “Review the relay”")
+    wait_until(lambda: smtp.messages, what="the email at the SMTP server")
+    (recipients, email), = smtp.messages
+    assert recipients == ["bob@example.test"]
+
+    # Bob completes it from his page; alice's page follows without a reload.
+    mine.get_by_label("Review the relay", exact=True).check()
+    expect(a.locator("li.todo.done", has_text="Review the relay")).to_be_visible(timeout=5_000)
+    expect(a.locator("#unread")).to_have_text("1", timeout=15_000)  # "bob completed your todo"
+    b.locator("#feed-list").get_by_role("button", name=re.compile(r"^Mark .* read$")).click()
+    expect(b.locator("#unread")).to_have_text("0")
