@@ -15,6 +15,7 @@ BENCHMARKS = {
     "projection": "bench.projection",
     "commands": "bench.commands",
     "replay": "bench.replay_million",
+    "fanout": "bench.fanout",
 }
 
 

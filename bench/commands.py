@@ -3,49 +3,17 @@ and the projection running, so each answer waits for its event to be projected),
 DRF create of the same row without events. Requests/s, p50 and p99, in one run."""
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from bench.common import report, report_ratio
+from bench.common import free_port, report, report_ratio, start_role, stop_roles, wait_http
 from django.contrib.auth import get_user_model
 
 CONCURRENCY = 16
 DURATION_S = 10.0
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(name: str, *args: str, settings: str = "polystack.settings.test") -> subprocess.Popen:
-    """Start a role; its output goes to bench/results/<name>.log (git-ignored)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "LOG_LEVEL": "WARNING"}
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    log = open(os.path.join(ROOT, "bench", "results", f"{name}.log"), "w")
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _wait_http(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not start")
 
 
 def load(port: int, path: str, token: str) -> dict:
@@ -92,22 +60,19 @@ def run() -> None:
     user, _ = get_user_model().objects.get_or_create(username="bench")
     token, _ = Token.objects.get_or_create(user=user)
     connection.close()
-    port = _free_port()
+    port = free_port()
     processes = [
-        _start("web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
-        _start("relay", "manage.py", "runrelay"),
-        _start("projections", "manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
+        start_role("web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
+        start_role("relay", "manage.py", "runrelay"),
+        start_role("projections", "manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
     ]
     try:
-        _wait_http(port)
+        wait_http(port)
         load(port, "/api/bench/plain-todos/", token.key)  # warm up both paths
         plain = load(port, "/api/bench/plain-todos/", token.key)
         ours = load(port, "/api/todos/", token.key)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+        stop_roles(processes)
     for label, result in (("plain DRF create, no events", plain), ("POST /api/todos/ (outbox, read-your-writes)", ours)):
         report(f"{label}: req/s", result["rps"], "req/s")
         print(f"  {'':<52} p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, statuses {result['statuses']}")

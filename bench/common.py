@@ -1,5 +1,12 @@
-"""Shared helpers of the benchmarks: a scratch topic, bulk produce, medians and ratios."""
+"""Shared helpers of the benchmarks: a scratch topic, bulk produce, roles as processes,
+medians and ratios."""
+import http.client
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -94,3 +101,44 @@ def fast_envelopes(count: int, *, todos: int, user_id: int = 1, seed: int = 7) -
             "data": {"todoId": ids[i], **data},
         })
     return out
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_role(name: str, *args: str, settings: str = "polystack.settings.test") -> subprocess.Popen:
+    """Start a role (`python ARGS`) on the benchmark's database and topics; its output goes
+    to bench/results/<name>.log (git-ignored)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "LOG_LEVEL": "WARNING"}
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    log = open(os.path.join(ROOT, "bench", "results", f"{name}.log"), "w")
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_roles(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_http(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not start")
