@@ -2,14 +2,16 @@
 run at 100/s, with the relay, the projection and the realtime consumer running.
 
 Users: USERS people in teams of TEAM_SIZE, each with SOCKETS_PER_USER sockets (tabs,
-devices). Each command changes a team todo (by its owner, through the command service, so
-the rate is the command path's, not the HTTP server's), and its event is pushed to every
+devices). Each command changes a team todo (by its owner, through the command service in
+processes of their own, so the rate is the command path's, not the HTTP server's), and its event is pushed to every
 socket of every team member. Measured: sockets still connected at the end, frames that did
 not arrive live, frames still missing after the clients caught up through their sockets, and
 the latency from a command's commit to each frame's arrival (p50, p99).
 """
 import asyncio
 import json
+import multiprocessing
+import queue
 import random
 import threading
 import time
@@ -21,6 +23,7 @@ from websockets.asyncio.client import connect
 
 from apps.todos import services
 from apps.todos.models import Team
+from bench import fanout_commands
 from bench.common import free_port, report, start_role, stop_roles, wait_http
 
 USERS = 500
@@ -30,6 +33,7 @@ RATE_PER_S = 100
 DURATION_S = 30.0
 DRAIN_S = 15.0
 CONNECT_CONCURRENCY = 50
+COMMANDERS = 2  # processes issuing commands, RATE_PER_S / COMMANDERS each
 
 
 def _setup() -> tuple[list[tuple[int, str]], list[tuple[object, str]]]:
@@ -79,30 +83,29 @@ class Load:
         self.closed.add(n)
 
 
-def _commands(todos, committed: dict, expected: dict, stop_at: float) -> None:
-    """RATE_PER_S commands, evenly paced, in this thread; records each event's commit time."""
-    rng = random.Random(7)
-    interval = 1 / RATE_PER_S
-    next_at = time.monotonic()
-    i = 0
-    while time.monotonic() < stop_at:
-        owner, todo_id = todos[i % len(todos)]
-        if rng.random() < 0.5:
-            result = services.todo_update(actor=owner, todo_id=todo_id, title=f"edit {i}", correlation_id="bench")
-        else:
-            result = services.todo_prioritize(actor=owner, todo_id=todo_id, priority=rng.choice(["low", "high"]),
-                                              correlation_id="bench")
-        now = time.monotonic()
-        for envelope in result.events:
-            committed[envelope["eventId"]] = now
-            expected[envelope["eventId"]] = (envelope["aggregateId"], envelope["aggregateVersion"],
-                                             set(envelope["metadata"]["affectedUsers"]))
-        i += 1
-        next_at += interval
-        delay = next_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-    connection.close()
+def _run_commands(todos, stop_at: float) -> tuple[dict, dict]:
+    context = multiprocessing.get_context("spawn")  # fork would share the parent's connection pool
+    results = context.Queue()
+    todos = [(owner.pk, todo_id) for owner, todo_id in todos]
+    workers = [context.Process(target=fanout_commands.issue, args=(todos, RATE_PER_S / COMMANDERS, stop_at, n, results))
+               for n in range(COMMANDERS)]
+    for worker in workers:
+        worker.start()
+    committed, expected = {}, {}
+    for _ in workers:
+        while True:
+            try:
+                batch = results.get(timeout=5)
+                break
+            except queue.Empty:
+                if any(w.exitcode not in (None, 0) for w in workers):
+                    raise RuntimeError("a command process failed (its traceback is above)") from None
+        for event_id, at, todo_id, version, users in batch:
+            committed[event_id] = at
+            expected[event_id] = (todo_id, version, set(users))
+    for worker in workers:
+        worker.join(30)
+    return committed, expected
 
 
 async def _measure(port: int, users, todos) -> dict:
@@ -115,9 +118,7 @@ async def _measure(port: int, users, todos) -> dict:
     connect_s = time.monotonic() - started
     listeners = [asyncio.create_task(load.listen(n)) for n in load.sockets]
 
-    committed, expected = {}, {}
-    stop_at = time.monotonic() + DURATION_S
-    await asyncio.to_thread(_commands, todos, committed, expected, stop_at)
+    committed, expected = await asyncio.to_thread(_run_commands, todos, time.monotonic() + DURATION_S)
 
     def missing() -> dict[int, list[str]]:
         gaps = {}

@@ -18,6 +18,8 @@ from apps.todos import events
 from polystack.streaming import topics
 from polystack.streaming.registry import Message, NonRetriableError, consumer
 
+PARALLEL_GROUPS = 32  # redis-py's asyncio pool holds 100 connections by default
+
 
 @consumer(
     name="realtime",
@@ -54,8 +56,13 @@ class LivePush:
         return rejected
 
     async def _send(self, per_group: dict[str, list[dict]]) -> None:
+        # Groups side by side, but no more at once than the layer's Redis pool has
+        # connections: past that, channels-redis fails with MaxConnectionsError.
+        gate = asyncio.Semaphore(PARALLEL_GROUPS)
+
         async def in_order(group: str, pushes: list[dict]) -> None:
-            for push in pushes:  # one group's frames in offset order; groups side by side
-                await self._layer.group_send(group, push)
+            async with gate:
+                for push in pushes:  # one group's frames in offset order
+                    await self._layer.group_send(group, push)
 
         await asyncio.gather(*(in_order(group, pushes) for group, pushes in per_group.items()))

@@ -77,12 +77,12 @@ def _notification_required(event_type: str, data: dict, state: TodoState, actor_
 
 
 def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str, now: datetime,
-          also_affected: tuple = ()) -> dict:
+          members: set[int], also_affected: tuple = ()) -> dict:
     """Append one event to the outbox. Its metadata names everyone who may see the todo
-    (owner, assignee, team members, and `also_affected`, e.g. a former assignee): the
-    realtime and notification consumers route by it."""
+    (owner, assignee, the team's `members`, and `also_affected`, e.g. a former assignee):
+    the realtime and notification consumers route by it."""
     state.version += 1
-    affected = {state.owner_id, state.assigned_to_id, *_team_members(state.team_id), *also_affected} - {None}
+    affected = {state.owner_id, state.assigned_to_id, *members, *also_affected} - {None}
     envelope = events.new_envelope(
         event_type=event_type,
         aggregate_id=state.id,
@@ -114,13 +114,13 @@ def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, corre
 
 def _load_for_command(
     *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None, assignee_may: bool = False
-) -> TodoState:
+) -> tuple[TodoState, set[int]]:
     """Lock the todo's state for this transaction and check who may do what to it: its
-    owner anything, its assignee what `assignee_may` allows; team members only see it."""
+    owner anything, its assignee what `assignee_may` allows; team members only see it.
+    Returns the state and the team's members (read once per command)."""
     state = TodoState.objects.select_for_update().filter(id=todo_id).first()
-    if state is None or not (
-        actor.pk in (state.owner_id, state.assigned_to_id) or actor.pk in _team_members(state.team_id)
-    ):
+    members = _team_members(state.team_id) if state is not None else set()
+    if state is None or not (actor.pk in (state.owner_id, state.assigned_to_id) or actor.pk in members):
         raise TodoNotFoundError(f"todo {todo_id} not found")
     if state.deleted:
         raise TodoConflictError("the todo is deleted")
@@ -128,7 +128,7 @@ def _load_for_command(
         raise TodoForbiddenError("only the todo's owner may do this")
     if expected_version is not None and expected_version != state.version:
         raise VersionConflictError(expected=expected_version, current=state.version)
-    return state
+    return state, members
 
 
 @transaction.atomic
@@ -142,7 +142,8 @@ def todo_create(
     team_id: uuid.UUID | None = None,
     correlation_id: str,
 ) -> CommandResult:
-    if team_id is not None and actor.pk not in _team_members(team_id):
+    members = _team_members(team_id)
+    if team_id is not None and actor.pk not in members:
         raise TodoInvalidError("teamId", "not a team you are a member of")
     now = timezone.now()
     state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now,
@@ -150,6 +151,7 @@ def todo_create(
     envelope = _emit(
         state=state,
         actor_id=actor.pk,
+        members=members,
         event_type=events.TODO_CREATED,
         data={
             "title": title,
@@ -168,19 +170,19 @@ def todo_create(
 
 
 def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False) -> CommandResult:
-    """Run `decide(state, now) -> [(event_type, data), ...]` under the todo's lock; emit the
-    events. Whoever was affected before the command stays affected by its events (a former
+    """Run `decide(state, now, members) -> [(event_type, data), ...]` under the todo's lock;
+    emit the events. Whoever was affected before the command stays affected by its events (a former
     assignee sees the todo go)."""
     with transaction.atomic():
-        state = _load_for_command(
+        state, members = _load_for_command(
             actor=actor, todo_id=todo_id, expected_version=expected_version, assignee_may=assignee_may
         )
         before = (state.assigned_to_id,)
         now = timezone.now()
         emitted = [
             _emit(state=state, actor_id=actor.pk, event_type=event_type, data=data, correlation_id=correlation_id,
-                  now=now, also_affected=before)
-            for event_type, data in decide(state, now)
+                  now=now, members=members, also_affected=before)
+            for event_type, data in decide(state, now, members)
         ]
         state.save()
         return CommandResult(state.id, state.version, emitted)
@@ -197,7 +199,7 @@ def todo_update(
 ) -> CommandResult:
     """Change title and/or description; the event carries both new values."""
 
-    def decide(state, now):
+    def decide(state, now, members):
         state.title = state.title if title is None else title
         state.description = state.description if description is None else description
         data = {"title": state.title, "description": state.description, "updatedAt": events.iso(now)}
@@ -210,7 +212,7 @@ def todo_update(
 def todo_complete(
     *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
 ) -> CommandResult:
-    def decide(state, now):
+    def decide(state, now, members):
         if state.completed:
             raise TodoConflictError("the todo is already completed")
         state.completed = True
@@ -223,7 +225,7 @@ def todo_complete(
 def todo_delete(
     *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
 ) -> CommandResult:
-    def decide(state, now):
+    def decide(state, now, members):
         state.deleted = True
         return [(events.TODO_DELETED, {"deletedAt": events.iso(now)})]
 
@@ -239,8 +241,8 @@ def todo_assign(
     expected_version: int | None = None,
     correlation_id: str,
 ) -> CommandResult:
-    def decide(state, now):
-        if state.team_id is not None and assignee.pk != state.owner_id and assignee.pk not in _team_members(state.team_id):
+    def decide(state, now, members):
+        if state.team_id is not None and assignee.pk != state.owner_id and assignee.pk not in members:
             raise TodoInvalidError("assignedTo", "not a member of the todo's team")
         state.assigned_to_id = assignee.pk
         return [(events.TODO_ASSIGNED, {"assignedTo": str(assignee.pk), "assignedAt": events.iso(now)})]
@@ -257,7 +259,7 @@ def todo_prioritize(
     expected_version: int | None = None,
     correlation_id: str,
 ) -> CommandResult:
-    def decide(state, now):
+    def decide(state, now, members):
         return [(events.TODO_PRIORITIZED, {"priority": priority, "prioritizedAt": events.iso(now)})]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,

@@ -1,0 +1,41 @@
+"""The command side of the fan-out benchmark, run in processes of their own (spawned, so this
+module imports nothing of Django before `django.setup()`)."""
+import random
+import time
+
+
+def issue(todos, rate: float, stop_at: float, seed: int, results) -> None:
+    """`rate` commands/s, evenly paced, in a process of its own (the load generator's loop
+    must not slow the commands down); sends back each event's commit time and audience."""
+    import django
+
+    django.setup()  # a spawned process: the environment (database, topic prefix) is the parent's
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from apps.todos import services
+
+    owners = get_user_model().objects.in_bulk({owner_id for owner_id, _ in todos})
+    todos = [(owners[owner_id], todo_id) for owner_id, todo_id in todos]
+    rng = random.Random(seed)
+    interval = 1 / rate
+    next_at = time.monotonic()
+    out = []
+    i = 0
+    while time.monotonic() < stop_at:
+        owner, todo_id = todos[rng.randrange(len(todos))]
+        if rng.random() < 0.5:
+            result = services.todo_update(actor=owner, todo_id=todo_id, title=f"edit {i}", correlation_id="bench")
+        else:
+            result = services.todo_prioritize(actor=owner, todo_id=todo_id, priority=rng.choice(["low", "high"]),
+                                              correlation_id="bench")
+        now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
+        out += [(e["eventId"], now, e["aggregateId"], e["aggregateVersion"], e["metadata"]["affectedUsers"])
+                for e in result.events]
+        i += 1
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    connection.close()
+    results.put(out)
