@@ -47,6 +47,9 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.test")
     os.environ["DATABASE_URL"] = _bench_database_url()
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # Measure what production runs: with DEBUG on, Django wraps every cursor to record each
+    # query (time and memory), and the roles the benchmarks start would pay it too.
+    os.environ.setdefault("DJANGO_DEBUG", "0")
     _create_database(os.environ["DATABASE_URL"])
 
     import django
