@@ -4,8 +4,8 @@ A task is told a notification id; it locks the row, skips it unless still pendin
 sends it: email over SMTP (Django's email framework), in-app by a live push to the
 recipient's sockets (the row itself is the in-app feed). Failures are recorded on the row
 (attempts, last_error) and retried after 2, 4, 8 ... s, up to MAX_ATTEMPTS, then the row is
-marked failed. `redeliver_stuck` (Celery beat, every minute) queues rows left pending by a
-crash between commit and queueing.
+marked failed. `redeliver_stuck` (Celery beat, every minute) queues rows never tried, left
+by a crash between the consumer's commit and its queueing.
 
 Email delivery is at least once: a worker dying after the SMTP server accepted a message but
 before the row was marked sent sends it again on retry. In-app pushes are idempotent.
@@ -95,8 +95,9 @@ def deliver(self, notification_id: int) -> str:
 
 @shared_task
 def redeliver_stuck() -> int:
-    """Queue again what stayed pending longer than it should (a crash between commit and queueing)."""
-    stuck = list(Notification.objects.filter(status=Notification.Status.PENDING,
+    """Queue again what was never tried though it should have been long ago: a crash between
+    the consumer's commit and its queueing. (A row that failed has its retry in the broker.)"""
+    stuck = list(Notification.objects.filter(status=Notification.Status.PENDING, attempts=0,
                                              created_at__lt=timezone.now() - STUCK_AFTER).values_list("id", flat=True)[:1000])
     for notification_id in stuck:
         deliver.delay(notification_id)

@@ -21,6 +21,7 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
 
 Frames from the client larger than MAX_FRAME_BYTES close the socket (4413).
 """
+import asyncio
 import json
 import logging
 import re
@@ -128,7 +129,7 @@ class TodoSocket(AsyncWebsocketConsumer):
         if before is not None:  # the missing versions exist; give the projection a moment to apply them
             deadline = time.monotonic() + catchup.WAIT_FOR_PROJECTION_S
             while await catchup.todo_version(todo_id) < before - 1 and time.monotonic() < deadline:
-                await catchup.asyncio.sleep(catchup.POLL_S)
+                await asyncio.sleep(catchup.POLL_S)
         events = await catchup.todo_events_between(user_id=self.user_id, todo_id=todo_id, after=after, before=before)
         if events is None:
             return await self._error(f"catchup: todo {todo_id} not found")
