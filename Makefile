@@ -39,7 +39,7 @@ topics: stack-up
 
 run: migrate topics
 	@$(PY) manage.py procfile --mail-sink --python $(abspath $(PY)) > .stack/Procfile
-	@$(PY) manage.py demouser --url http://127.0.0.1:8000/todos/
+	@$(PY) manage.py demouser --url http://127.0.0.1:8000/
 	@echo "Starting every role (Ctrl-C stops them all): $$(cut -d: -f1 .stack/Procfile | tr '\n' ' ')"
 	$(VENV)/bin/honcho start -f .stack/Procfile -d .
 

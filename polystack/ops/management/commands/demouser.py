@@ -35,7 +35,7 @@ class Command(BaseCommand):
         base = url.rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
-                f"PolyStack is at {base}/  (admin: {base}/admin/, API: {base}/api/docs/)\n"
+                f"PolyStack is at {base}/todos/  (admin: {base}/admin/, API: {base}/api/docs/)\n"
                 f"Demo login: username {username!r}, password {password!r}"
             )
         )
