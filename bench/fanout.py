@@ -7,10 +7,12 @@ processes of their own, so the rate is the command path's, not the HTTP server's
 socket of every team member. Measured: sockets still connected at the end, frames that did
 not arrive live, frames still missing after the clients caught up through their sockets, and
 the latency from a command's commit to each frame's arrival (p50, p99).
+BENCH_FANOUT_RATE changes the command rate.
 """
 import asyncio
 import json
 import multiprocessing
+import os
 import queue
 import random
 import threading
@@ -29,7 +31,7 @@ from bench.common import free_port, report, start_role, stop_roles, wait_http
 USERS = 500
 TEAM_SIZE = 4
 SOCKETS_PER_USER = 2
-RATE_PER_S = 100
+RATE_PER_S = int(os.environ.get("BENCH_FANOUT_RATE", "100"))  # the issue's rate; lower it to find the knee
 DURATION_S = 30.0
 DRAIN_S = 15.0
 CONNECT_CONCURRENCY = 50
@@ -62,6 +64,8 @@ class Load:
         self.user_of: dict[int, str] = {}
         self.sockets: dict[int, object] = {}
         self.closed: set[int] = set()
+        self.published: dict[str, float] = {}  # eventId -> Kafka timestamp (wall clock, s)
+        self.push_lag: list[float] = []  # Kafka timestamp -> frame arrival, per frame
 
     async def open(self, n: int, user_id: int, token: str, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -74,10 +78,13 @@ class Load:
         seen = self.received[n]
         try:
             async for text in ws:
-                now = time.monotonic()
+                now, wall = time.monotonic(), time.time()
                 frame = json.loads(text)
                 if frame["type"] == "event":
                     seen.setdefault(frame["event"]["eventId"], now)
+                    if "publishedAt" in frame:  # Kafka's timestamp: splits the latency in two
+                        self.published[frame["event"]["eventId"]] = frame["publishedAt"] / 1000
+                        self.push_lag.append(wall - frame["publishedAt"] / 1000)
         except Exception:  # noqa: BLE001 - a dropped connection is what we count
             pass
         self.closed.add(n)
@@ -91,7 +98,7 @@ def _run_commands(todos, stop_at: float) -> tuple[dict, dict]:
                for n in range(COMMANDERS)]
     for worker in workers:
         worker.start()
-    committed, expected = {}, {}
+    committed, committed_wall, expected = {}, {}, {}
     for _ in workers:
         while True:
             try:
@@ -100,12 +107,13 @@ def _run_commands(todos, stop_at: float) -> tuple[dict, dict]:
             except queue.Empty:
                 if any(w.exitcode not in (None, 0) for w in workers):
                     raise RuntimeError("a command process failed (its traceback is above)") from None
-        for event_id, at, todo_id, version, users in batch:
+        for event_id, at, wall, todo_id, version, users in batch:
             committed[event_id] = at
+            committed_wall[event_id] = wall
             expected[event_id] = (todo_id, version, set(users))
     for worker in workers:
         worker.join(30)
-    return committed, expected
+    return committed, committed_wall, expected
 
 
 async def _measure(port: int, users, todos) -> dict:
@@ -118,7 +126,7 @@ async def _measure(port: int, users, todos) -> dict:
     connect_s = time.monotonic() - started
     listeners = [asyncio.create_task(load.listen(n)) for n in load.sockets]
 
-    committed, expected = await asyncio.to_thread(_run_commands, todos, time.monotonic() + DURATION_S)
+    committed, committed_wall, expected = await asyncio.to_thread(_run_commands, todos, time.monotonic() + DURATION_S)
 
     def missing() -> dict[int, list[str]]:
         gaps = {}
@@ -134,6 +142,7 @@ async def _measure(port: int, users, todos) -> dict:
     live_missing = missing()
     frames_expected = sum(1 for n in load.received for _, _, users in expected.values() if load.user_of[n] in users)
     latencies = sorted(seen[e] - committed[e] for seen in load.received.values() for e in seen if e in committed)
+    relay_lag = sorted(load.published[e] - committed_wall[e] for e in load.published if e in committed_wall)
 
     # Catch-up: each socket asks for the versions it lacks, as the web page does on a gap.
     for n, lost in live_missing.items():
@@ -156,6 +165,7 @@ async def _measure(port: int, users, todos) -> dict:
         "sockets": len(load.sockets), "held": held, "connect_s": connect_s, "commands": len(committed),
         "frames": frames_expected, "lost_live": sum(map(len, live_missing.values())),
         "lost_after": sum(map(len, after_catchup.values())), "latencies": latencies,
+        "relay_lag": relay_lag, "push_lag": sorted(load.push_lag),
     }
 
 
@@ -174,9 +184,7 @@ def run() -> None:
         result = asyncio.run(asyncio.wait_for(_measure(port, users, todos), timeout=DURATION_S + 4 * DRAIN_S + 180))
     finally:
         stop_roles(processes)
-    lat = result["latencies"]
-    p50 = lat[len(lat) // 2] * 1000 if lat else float("nan")
-    p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan")
+    p50, p99 = _percentile(result["latencies"], 0.5), _percentile(result["latencies"], 0.99)
     print(f"  {USERS} users in teams of {TEAM_SIZE}, {SOCKETS_PER_USER} sockets each; "
           f"{RATE_PER_S} commands/s for {DURATION_S:.0f} s", flush=True)
     report("sockets opened", result["sockets"], f"(in {result['connect_s']:.1f} s)")
@@ -187,3 +195,11 @@ def run() -> None:
     report("frames missing after catch-up", result["lost_after"], "(target: 0)")
     print(f"  {'command-to-frame latency':<52} p50 {p50:.0f} ms, p99 {p99:.0f} ms   "
           f"(target p99 < 250 ms: {'meets' if p99 < 250 else 'BELOW'})", flush=True)
+    for label, key in (("  of which commit -> Kafka (relay)", "relay_lag"), ("  and Kafka -> socket (push)", "push_lag")):
+        print(f"  {label:<52} p50 {_percentile(result[key], 0.5):.0f} ms, "
+              f"p99 {_percentile(result[key], 0.99):.0f} ms", flush=True)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """In ms, of values in seconds."""
+    return sorted_values[int(len(sorted_values) * q)] * 1000 if sorted_values else float("nan")

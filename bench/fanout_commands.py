@@ -29,8 +29,8 @@ def issue(todos, rate: float, stop_at: float, seed: int, results) -> None:
         else:
             result = services.todo_prioritize(actor=owner, todo_id=todo_id, priority=rng.choice(["low", "high"]),
                                               correlation_id="bench")
-        now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
-        out += [(e["eventId"], now, e["aggregateId"], e["aggregateVersion"], e["metadata"]["affectedUsers"])
+        now, wall = time.monotonic(), time.time()  # CLOCK_MONOTONIC: the same clock in every process
+        out += [(e["eventId"], now, wall, e["aggregateId"], e["aggregateVersion"], e["metadata"]["affectedUsers"])
                 for e in result.events]
         i += 1
         next_at += interval

@@ -47,7 +47,8 @@ class LivePush:
                 rejected.append((message, exc))
                 continue
             text = message.value.decode() if envelope is message.payload else json.dumps(envelope)
-            push = {"type": "todo.event", "frame": event_frame(text, message.partition, message.offset),
+            frame = event_frame(text, message.partition, message.offset, message.timestamp_ms)
+            push = {"type": "todo.event", "frame": frame,
                     "partition": message.partition, "offset": message.offset}
             for user_id in envelope["metadata"]["affectedUsers"]:
                 per_group.setdefault(user_group(user_id), []).append(push)

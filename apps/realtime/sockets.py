@@ -7,6 +7,7 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
 
   server → client
     {"type": "event", "event": <envelope>, "position": {"partition": p, "offset": o}}
+        live frames add "publishedAt": the event's Kafka timestamp (ms since the epoch)
     {"type": "notification", "notification": {...}}
     {"type": "ready", "complete": true|false, "positions": {"<p>": <offset>}}
         complete is false when catch-up was cut short (more than MAX_CATCHUP_EVENTS missed, or
@@ -43,10 +44,12 @@ MAX_PARTITIONS = 1024
 POSITIONS = re.compile(r"^\d{1,5}:-?\d{1,19}(,\d{1,5}:-?\d{1,19})*$")
 
 
-def event_frame(envelope: dict | str, partition: int, offset: int) -> str:
+def event_frame(envelope: dict | str, partition: int, offset: int, published_at_ms: int | None = None) -> str:
     """The text of an event frame; `envelope` may already be JSON text (as stored)."""
     text = envelope if isinstance(envelope, str) else json.dumps(envelope)
-    return f'{{"type": "event", "event": {text}, "position": {{"partition": {partition}, "offset": {offset}}}}}'
+    published = "" if published_at_ms is None else f', "publishedAt": {published_at_ms}'
+    return (f'{{"type": "event", "event": {text}, '
+            f'"position": {{"partition": {partition}, "offset": {offset}}}{published}}}')
 
 
 def parse_positions(raw: str) -> dict[int, int] | None:
