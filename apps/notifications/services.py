@@ -8,7 +8,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from apps.notifications import rules
-from apps.notifications.models import CHANNELS, Notification, NotificationPreference, TodoFacts
+from apps.notifications.models import CHANNELS, EMAIL, Notification, NotificationPreference, TodoFacts
 from apps.todos import events
 
 
@@ -72,6 +72,8 @@ def notify(envelope: dict) -> list[int]:
         }
         subject, body, body_html = _render(rule.template, context)
         for channel in enabled_channels(recipient_id, metadata["category"]):
+            if channel == EMAIL and not recipient.email:
+                continue  # nowhere to send it: no row that could only fail
             notification, _ = Notification.objects.get_or_create(
                 event_id=uuid.UUID(envelope["eventId"]), recipient=recipient, channel=channel,
                 defaults={"event_type": envelope["eventType"], "category": metadata["category"],

@@ -60,7 +60,7 @@ def test_an_assignment_notifies_the_assignee_by_email_and_in_app_once(pipeline, 
     assert api_client(bob).post(f"/api/notifications/{in_app['id']}/read/").json()["unreadCount"] == 0
 
 
-def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, people, smtp):
+def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, people, smtp, user_factory):
     alice, bob = people["alice"], people["bob"]
     prefs = api_client(bob).put("/api/notifications/preferences/", {"preferences": [
         {"category": "priority", "channel": "email", "enabled": False}]}, format="json")
@@ -87,6 +87,12 @@ def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, pe
     assert {(n.event_type, n.channel) for n in sent(alice)} == {("TodoCompleted", "email"), ("TodoCompleted", "in_app")}
     wait_until(lambda: len(smtp.messages) == 2, what="two emails")
     assert sorted(r[0] for r, _ in smtp.messages) == ["alice@example.test", "bob@example.test"]
+
+    no_address = user_factory(username="no-address")  # in-app only: an email could never be sent
+    other = create(alice, "No inbox")
+    command(alice, other, "assign", {"assignedTo": str(no_address.pk)})
+    wait_until(lambda: sent(no_address), what="the in-app notification")
+    assert [n.channel for n in Notification.objects.filter(recipient=no_address)] == ["in_app"]
 
 
 def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pipeline, roles, people, smtp):
