@@ -7,13 +7,14 @@ idempotent producer (acks=all, no duplicates on retry, order kept per partition,
 delivery timeout: while Kafka is down the events wait and go out when it returns), and marks
 rows sent only after the broker acknowledged them.
 
-A relay killed between the broker's ack and the UPDATE republishes those rows when it
+A relay killed between the broker's ack and the DELETE republishes those rows when it
 restarts: consumers dedupe by eventId and aggregateVersion, as at-least-once asks.
 """
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -108,6 +109,7 @@ class Relay:
 
     def _pump(self, in_flight: set[int], acked: list[int], failures: list) -> None:
         high = None  # the highest id read in this pass
+        delivered = self._on_delivery(acked, failures)
         while not self._stopping.is_set():
             # Rows acknowledged so far leave the outbox in the transaction that reads the next ones.
             rows = self._delete_acked_and_read(after=high, in_flight=in_flight, acked=acked)
@@ -118,7 +120,8 @@ class Relay:
                     ("schemaVersion", str(schema_version).encode()),
                     ("correlationId", correlation_id.encode()),
                 ]
-                self._produce(topic, key, value, headers, self._on_delivery(row_id, acked, failures))
+                # partial() is built in C: a closure per row cost a measurable share of the loop.
+                self._produce(topic, key, value, headers, partial(delivered, row_id))
                 in_flight.add(row_id)
             if rows:
                 high = rows[-1][0]
@@ -148,8 +151,10 @@ class Relay:
             )
 
     @staticmethod
-    def _on_delivery(row_id: int, acked: list[int], failures: list):
-        def callback(error, message):
+    def _on_delivery(acked: list[int], failures: list):
+        """The delivery report of one row: `callback(row_id, error, message)`."""
+
+        def callback(row_id, error, message):
             if error is None:
                 acked.append(row_id)
             else:
@@ -165,7 +170,10 @@ class Relay:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             if acked:
-                cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s)", [acked])
+                # The ids as one array literal: letting the driver quote a list of thousands of
+                # ints, one by one in Python, cost more than the DELETE itself.
+                cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s::bigint[])",
+                               ["{" + ",".join(map(str, acked)) + "}"])
                 in_flight.difference_update(acked)
                 self.stats.published += len(acked)
                 self.stats.batches += 1
