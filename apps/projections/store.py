@@ -125,7 +125,8 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
     with transaction.atomic(), connection.cursor() as cursor:
         if live:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
-        ids = list({item.envelope["aggregateId"] for item in items})
+        # The ids as one array literal (validated UUIDs): cheaper than the driver quoting a list.
+        ids = "{" + ",".join({item.envelope["aggregateId"] for item in items}) + "}"
         cursor.execute(f"SELECT {', '.join(TODO_COLUMNS)} FROM {tables.todos} WHERE id = ANY(%s::uuid[]) FOR UPDATE", [ids])
         state = {str(values[0]): dict(zip(TODO_COLUMNS, values)) for values in cursor.fetchall()}
         changed: dict[str, dict] = {}
