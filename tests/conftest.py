@@ -124,20 +124,15 @@ def smtp():
 
 
 @pytest.fixture
-def worker(roles, smtp, tmp_path):
-    """A real Celery worker on this test's queue, sending email to the `smtp` fixture."""
+def worker(roles, smtp, event_topics, tmp_path):
+    """A real Celery worker on this test's queue (roles run with CELERY_QUEUE = the topic
+    prefix), sending email to the `smtp` fixture. Its log: worker.log in the test's tmp_path."""
 
-    def start(port: int | None = None):
+    def start():
         log = open(tmp_path / "worker.log", "a")
         return roles("-A", "polystack", "worker", "--pool", "solo", "--loglevel", "INFO",
                      "--without-heartbeat", "--without-gossip", "--without-mingle",
-                     "-Q", settings_queue(), module="celery", env={"EMAIL_PORT": str(port or smtp.port)},
+                     "-Q", event_topics, module="celery", env={"EMAIL_PORT": str(smtp.port)},
                      stdout=log, stderr=subprocess.STDOUT)
 
-    def settings_queue():
-        from django.conf import settings
-
-        return settings.KAFKA_TOPIC_PREFIX
-
-    start.log = tmp_path / "worker.log"
     return start

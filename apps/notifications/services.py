@@ -37,10 +37,17 @@ def _recipient(rule: rules.Rule, envelope: dict, facts: TodoFacts) -> int | None
     return int(assignee) if assignee else facts.assignee_id
 
 
+def switched_off(user_id: int, category: str | None = None) -> set[tuple[str, str]]:
+    """The (category, channel) pairs the user turned off (everything else is on)."""
+    choices = NotificationPreference.objects.filter(user_id=user_id, enabled=False)
+    if category is not None:
+        choices = choices.filter(category=category)
+    return set(choices.values_list("category", "channel"))
+
+
 def enabled_channels(user_id: int, category: str) -> list[str]:
-    off = set(NotificationPreference.objects.filter(user_id=user_id, category=category, enabled=False)
-              .values_list("channel", flat=True))
-    return [channel for channel, _ in CHANNELS if channel not in off]
+    off = switched_off(user_id, category)
+    return [channel for channel, _ in CHANNELS if (category, channel) not in off]
 
 
 def _render(template: str, context: dict) -> tuple[str, str, str]:

@@ -1,6 +1,7 @@
 """Reads of the todo projection, always through what the user may see."""
 import time
 import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
@@ -22,14 +23,22 @@ def _visible(user: AbstractBaseUser) -> Q:
     return may_see_q(user.pk) & Q(deleted_at__isnull=True)
 
 
-def events_after(*, user_id: int, positions: dict[int, int], limit: int) -> list[tuple[dict, int, int]]:
+def projected_positions() -> dict[int, int]:
+    """Where the projection stands on todo-events: the last offset applied, per partition."""
+    return {partition: next_offset - 1 for partition, next_offset in
+            ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", "next_offset")}
+
+
+def events_after(
+    *, user_id: int, positions: dict[int, int], partitions: Iterable[int], limit: int
+) -> list[tuple[dict, int, int]]:
     """Catch-up for a live client: the envelopes of todos the user may see (deleted ones
-    too, so that the client learns of the deletion) at Kafka positions after `positions`
-    ({partition: last offset seen}; a partition not named is read from its start), in
-    partition and offset order, at most `limit`, as (envelope, partition, offset)."""
+    too, so that the client learns of the deletion) on `partitions` at Kafka positions after
+    `positions` ({partition: last offset seen}; a partition not named is read from its
+    start), in partition and offset order, at most `limit`, as (envelope, partition, offset)."""
     todos = TodoView.objects.filter(may_see_q(user_id)).values("id")
     after = Q()
-    for partition in ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", flat=True):
+    for partition in partitions:
         after |= Q(partition=partition, offset__gt=positions.get(partition, -1))
     if not after:
         return []

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from apps.projections import selectors
-from apps.projections.models import ProjectionOffset, TodoEvent, TodoView
+from apps.projections.models import TodoEvent, TodoView
 from polystack.streaming import kafka
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
@@ -44,8 +44,14 @@ def _high_watermarks() -> dict[int, int]:
                 for p in partitions}
 
 
-def _projected() -> dict[int, int]:
-    return dict(ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", "next_offset"))
+async def _poll(check, *, timeout: float) -> bool:
+    """Call the (synchronous, database) `check` until it holds or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not await database_sync_to_async(check)():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+    return True
 
 
 async def wait_for_projection(*, timeout: float = WAIT_FOR_PROJECTION_S) -> bool:
@@ -55,22 +61,26 @@ async def wait_for_projection(*, timeout: float = WAIT_FOR_PROJECTION_S) -> bool
     except KafkaException as exc:
         logger.warning("catch-up cannot see Kafka (%s); sending what the projection has", exc)
         return False
-    deadline = time.monotonic() + timeout
-    while True:
-        applied = await database_sync_to_async(_projected)()
-        if all(applied.get(p, 0) >= end for p, end in target.items() if end > 0):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(POLL_S)
+
+    def applied() -> bool:
+        reached = selectors.projected_positions()
+        return all(reached.get(p, -1) >= end - 1 for p, end in target.items() if end > 0)
+
+    return await _poll(applied, timeout=timeout)
+
+
+async def wait_for_todo(todo_id: str, version: int, *, timeout: float = WAIT_FOR_PROJECTION_S) -> bool:
+    """True once the projection applied `version` of the todo; False after the timeout."""
+    return await _poll(lambda: TodoView.objects.filter(id=todo_id, version__gte=version).exists(), timeout=timeout)
 
 
 @database_sync_to_async
 def events_after(*, user_id: int, positions: dict[int, int]) -> tuple[list[tuple[dict, int, int]], dict[int, int]]:
     """The missed events (envelope, partition, offset) and the projection's positions they
-    reach (next offset per partition): live frames below those are duplicates."""
-    reached = {p: offset - 1 for p, offset in _projected().items()}
-    missed = selectors.events_after(user_id=user_id, positions=positions, limit=MAX_CATCHUP_EVENTS + 1)
+    reach (last offset applied per partition): live frames at or below those are duplicates."""
+    reached = selectors.projected_positions()
+    missed = selectors.events_after(user_id=user_id, positions=positions, partitions=reached,
+                                    limit=MAX_CATCHUP_EVENTS + 1)
     return missed, reached
 
 
@@ -84,8 +94,3 @@ def todo_events_between(*, user_id: int, todo_id: str, after: int, before: int |
     if before is not None:
         events = events.filter(aggregate_version__lt=before)
     return list(events.order_by("aggregate_version").values_list("envelope", "partition", "offset"))
-
-
-@database_sync_to_async
-def todo_version(todo_id: str) -> int:
-    return TodoView.objects.filter(id=todo_id).values_list("version", flat=True).first() or 0

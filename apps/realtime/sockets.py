@@ -22,7 +22,6 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
 
 Frames from the client larger than MAX_FRAME_BYTES close the socket (4413).
 """
-import asyncio
 import json
 import logging
 import re
@@ -130,9 +129,7 @@ class TodoSocket(AsyncWebsocketConsumer):
         if not (isinstance(after, int) and after >= 0 and (before is None or (isinstance(before, int) and before > after))):
             return await self._error("catchup: afterVersion must be an integer >= 0, beforeVersion a larger one")
         if before is not None:  # the missing versions exist; give the projection a moment to apply them
-            deadline = time.monotonic() + catchup.WAIT_FOR_PROJECTION_S
-            while await catchup.todo_version(todo_id) < before - 1 and time.monotonic() < deadline:
-                await asyncio.sleep(catchup.POLL_S)
+            await catchup.wait_for_todo(todo_id, before - 1)
         events = await catchup.todo_events_between(user_id=self.user_id, todo_id=todo_id, after=after, before=before)
         if events is None:
             return await self._error(f"catchup: todo {todo_id} not found")

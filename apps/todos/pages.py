@@ -15,11 +15,9 @@ from apps.notifications.api.views import preferences_of, unread_count
 from apps.notifications.models import IN_APP, Notification
 from apps.notifications.tasks import as_json
 from apps.projections import selectors
-from apps.projections.models import ProjectionOffset
 from apps.todos.api.serializers import TodoSerializer
 from apps.todos.api.teams import TeamSerializer
 from apps.todos.models import Team
-from polystack.streaming.topics import TODO_EVENTS, resolve
 
 MAX_TODOS_ON_PAGE = 1000
 
@@ -37,8 +35,7 @@ def todos(request: HttpRequest) -> HttpResponse:
     user = request.user
     # The position first, then the rows: an event in between is sent again over the socket
     # (and ignored, its version being known) instead of being missed.
-    positions = {str(p): offset - 1 for p, offset in
-                 ProjectionOffset.objects.filter(topic=resolve(TODO_EVENTS)).values_list("partition", "next_offset")}
+    positions = selectors.projected_positions()
     rows = selectors.todo_list(user=user)[:MAX_TODOS_ON_PAGE]
     teams = Team.objects.filter(members=user).prefetch_related("members")
     notifications = Notification.objects.filter(recipient=user, channel=IN_APP)[:30]

@@ -360,10 +360,8 @@ class Runner:
         decoder = self._decoder
         messages: list[Message] = []
         rejected: list[tuple[Message, NonRetriableError]] = []
-        errors = False
         for raw in batch:
             if raw.error() is not None:
-                errors = True
                 self._consume_error(raw.error())
                 continue
             if dead and (raw.topic(), raw.partition(), raw.offset()) in dead:

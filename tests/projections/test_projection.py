@@ -13,7 +13,7 @@ from apps.projections import store
 from apps.projections.models import ProjectionOffset, Snapshot, TodoView
 from apps.projections.replay import replay
 from polystack.streaming.topics import TODO_EVENTS, TODO_EVENTS_DLQ, resolve
-from tests.helpers import api_client, consume_all, unique, wait_until
+from tests.helpers import consume_all, unique, wait_until
 from tests.projections.synthetic import interleave, publish, todo_stream
 
 

@@ -1,8 +1,6 @@
 """The consumer runner against the real broker: DLQ, limits, retries, commits, group rebalance."""
 import threading
 
-import pytest
-
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_json
 from polystack.streaming.runner import DlqLimitExceededError, RetriesExhaustedError, Runner, RunnerOptions
 from tests.helpers import committed, consume_all, produce, unique, wait_until

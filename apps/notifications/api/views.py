@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.notifications.models import CATEGORIES, CHANNELS, IN_APP, Notification, NotificationPreference
-from apps.notifications.services import enabled_channels
+from apps.notifications.services import switched_off
 from apps.notifications.tasks import as_json
 from apps.todos.api.serializers import StrictSerializer
 
@@ -41,9 +41,9 @@ class PreferencesSerializer(StrictSerializer):
 
 def preferences_of(user_id: int) -> list[dict]:
     """Every category x channel with its setting (on unless switched off)."""
+    off = switched_off(user_id)
     return [
-        {"category": category, "label": label, "channel": channel,
-         "enabled": channel in enabled_channels(user_id, category)}
+        {"category": category, "label": label, "channel": channel, "enabled": (category, channel) not in off}
         for category, label in CATEGORIES for channel, _ in CHANNELS
     ]
 

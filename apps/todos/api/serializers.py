@@ -39,14 +39,19 @@ class TodoUpdateSerializer(CommandSerializer):
         return attrs
 
 
+def active_user(user_id: str):
+    """The active user with this id (a string, as in events), or a field error."""
+    user = get_user_model().objects.filter(pk=int(user_id) if user_id.isdigit() else None, is_active=True).first()
+    if user is None:
+        raise serializers.ValidationError("No such user.")
+    return user
+
+
 class TodoAssignSerializer(CommandSerializer):
     assignedTo = serializers.CharField(max_length=64)
 
     def validate_assignedTo(self, value):
-        user = get_user_model().objects.filter(pk=int(value) if value.isdigit() else None, is_active=True).first()
-        if user is None:
-            raise serializers.ValidationError("No such user.")
-        return user
+        return active_user(value)
 
 
 class TodoPrioritizeSerializer(CommandSerializer):

@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.todos.api.serializers import StrictSerializer
+from apps.todos.api.serializers import StrictSerializer, active_user
 from apps.todos.models import Team
 
 
@@ -47,17 +47,17 @@ class MemberAddSerializer(StrictSerializer):
     userId = serializers.CharField(max_length=64, required=False)
     username = serializers.CharField(max_length=150, required=False)
 
+    def validate_userId(self, value):
+        return active_user(value)
+
     def validate(self, attrs):
-        users = get_user_model().objects.filter(is_active=True)
         if "userId" in attrs:
-            user = users.filter(pk=int(attrs["userId"]) if attrs["userId"].isdigit() else None).first()
-            field = "userId"
-        elif "username" in attrs:
-            user, field = users.filter(username=attrs["username"]).first(), "username"
-        else:
+            return {"user": attrs["userId"]}
+        if "username" not in attrs:
             raise serializers.ValidationError({"userId": ["Give a userId or a username."]})
+        user = get_user_model().objects.filter(username=attrs["username"], is_active=True).first()
         if user is None:
-            raise serializers.ValidationError({field: ["No such user."]})
+            raise serializers.ValidationError({"username": ["No such user."]})
         return {"user": user}
 
 
