@@ -47,6 +47,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def report_paired_ratio(label: str, ours: list[float], theirs: list[float], target: float) -> None:
+    """Each round's ratio, then their median against the target.
+
+    The median of the rounds' ratios: rounds alternate the two loops, so both halves of a
+    round see the same machine; on a shared, noisy machine this is steadier than the ratio of
+    the two medians, which can pair a fast round of one with a slow round of the other."""
+    print(f"  {label}, round by round: " + ", ".join(f"{o / t:.2f}" for o, t in zip(ours, theirs)), flush=True)
+    report_ratio(f"{label} (median of the rounds)", statistics.median(o / t for o, t in zip(ours, theirs, strict=True)), target)
+
+
 def report(label: str, value: float, unit: str) -> None:
     print(f"  {label:<52} {value:>12,.0f} {unit}", flush=True)
 

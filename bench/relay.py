@@ -7,12 +7,12 @@ from confluent_kafka import Producer
 from django.db import connection
 
 from apps.todos.relay import Relay
-from bench.common import fast_envelopes, median, report, report_ratio
+from bench.common import fast_envelopes, median, report, report_paired_ratio
 from polystack.streaming import kafka
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 EVENTS = 50_000
-ROUNDS = 3
+ROUNDS = 5
 
 
 def fill_outbox(envelopes: list[dict]) -> None:
@@ -63,4 +63,4 @@ def run() -> None:
         ours.append(relay(envelopes))
     report("bare idempotent producer, same payloads (median)", median(theirs), "events/s")
     report("relay: outbox rows -> Kafka -> deleted (median)", median(ours), "events/s")
-    report_ratio("ratio relay / bare", median(ours) / median(theirs), 0.5)
+    report_paired_ratio("ratio relay / bare", ours, theirs, 0.5)

@@ -10,7 +10,7 @@ import uuid
 from confluent_kafka import Consumer
 from django.conf import settings
 
-from bench.common import fill, median, report, report_ratio, scratch_topic
+from bench.common import fill, median, report, report_paired_ratio, scratch_topic
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, decode_bytes
 from polystack.streaming.runner import Runner, RunnerOptions
@@ -85,4 +85,4 @@ def run() -> None:
             ours.append(runner_loop(topic))
         report("bare confluent-kafka consume loop (median)", median(bare), "msg/s")
         report("runconsumer loop, no-op handler, commits (median)", median(ours), "msg/s")
-        report_ratio("ratio runner / bare", median(ours) / median(bare), 0.7)
+        report_paired_ratio("ratio runner / bare", ours, bare, 0.7)
