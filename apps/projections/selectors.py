@@ -77,14 +77,27 @@ def todo_events(*, user: AbstractBaseUser, todo_id: uuid.UUID) -> list[dict] | N
     return list(TodoEvent.objects.filter(todo_id=todo_id).order_by("aggregate_version").values_list("envelope", flat=True))
 
 
-def todo_wait_for_version(*, todo_id: uuid.UUID, version: int, timeout_s: float) -> TodoView | None:
+def projection_generation() -> int:
+    """How far the projection's notifications have come: read it before a command and pass it
+    to `todo_wait_for_version`, which then skips a read that could not find the command's result."""
+    return watcher.generation
+
+
+def todo_wait_for_version(
+    *, todo_id: uuid.UUID, version: int, timeout_s: float, since: int | None = None
+) -> TodoView | None:
     """Read-your-writes: the projected todo once it reached `version`, or None after the bound.
-    Woken by the projection's NOTIFY after each batch rather than polling (see waiting.py)."""
+    Woken by the projection's NOTIFY after each batch rather than polling (see waiting.py).
+
+    With `since` (a `projection_generation()` read before the command), it first waits for a
+    batch newer than that which names the todo: no batch before it can hold the command's events.
+    """
     deadline = time.monotonic() + timeout_s
+    generation = since
     while True:
+        if generation is not None:
+            watcher.wait_for(str(todo_id), beyond=generation, timeout=max(deadline - time.monotonic(), 0))
         generation = watcher.generation
         todo = TodoView.objects.filter(id=todo_id, version__gte=version).first()
-        remaining = deadline - time.monotonic()
-        if todo is not None or remaining <= 0:
+        if todo is not None or time.monotonic() >= deadline:
             return todo
-        watcher.wait_for(str(todo_id), beyond=generation, timeout=remaining)

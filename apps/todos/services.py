@@ -1,7 +1,7 @@
 """Todo commands: check the rules against the write-side state, emit events into the outbox.
 
 Each command runs in one transaction: lock the todo's state row, decide, bump the version,
-append the events to the outbox and NOTIFY the relay. Nothing is published to Kafka here —
+append the events to the outbox (whose trigger NOTIFYs the relay at commit; migration 0003). Nothing is published to Kafka here —
 that is the relay's job, after commit (no dual write).
 """
 import json
@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.todos import events
 from apps.todos.models import OutboxEvent, Team, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
-OUTBOX_CHANNEL = "todos_outbox"
+OUTBOX_CHANNEL = "todos_outbox"  # NOTIFYed by the outbox table's trigger (migration 0003)
 
 
 class TodoError(Exception):
@@ -107,8 +107,6 @@ def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, corre
         schema_version=envelope["schemaVersion"],
         correlation_id=envelope["correlationId"],
     )
-    with connection.cursor() as cursor:  # delivered at commit; wakes the relay at once
-        cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])
     return envelope
 
 

@@ -53,6 +53,7 @@ class TodoViewSet(viewsets.ViewSet):
     def _run(self, request: Request, command, *, created: bool = False, gone: bool = False, **arguments) -> Response:
         """Run a service command and answer with the projected result (read your writes)."""
         cid = correlation_id(request)
+        projected_before = selectors.projection_generation()
         try:
             result = command(actor=request.user, correlation_id=cid, **arguments)
         except services.TodoError as exc:
@@ -64,7 +65,8 @@ class TodoViewSet(viewsets.ViewSet):
             return Response(body, status=ERROR_STATUS[type(exc)], headers={"X-Correlation-ID": cid})
         headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
         todo = selectors.todo_wait_for_version(
-            todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S
+            todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S,
+            since=projected_before,
         )
         if todo is None:
             body = {"id": result.todo_id, "url": headers["Location"], "version": result.version}
