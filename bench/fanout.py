@@ -34,6 +34,7 @@ SOCKETS_PER_USER = 2
 RATE_PER_S = int(os.environ.get("BENCH_FANOUT_RATE", "100"))  # the rate; lower it to find the knee
 DURATION_S = 30.0
 DRAIN_S = 15.0
+SETTLE_S = 5.0  # between the last socket opened and the first command
 CONNECT_CONCURRENCY = 50
 COMMANDERS = 2  # processes issuing commands, RATE_PER_S / COMMANDERS each
 WEB_PROCESSES = int(os.environ.get("BENCH_FANOUT_WEB_PROCESSES", "1"))  # daphne processes sharing the sockets
@@ -126,10 +127,15 @@ async def _measure(ports: list[int], users, todos) -> dict:
              enumerate((u for u in users for _ in range(SOCKETS_PER_USER)))]
     await asyncio.gather(*(load.open(n, user_id, token, gate) for n, user_id, token in pairs))
     connect_s = time.monotonic() - started
-    # The load generator's own garbage collections would show up as latency: its heap of
-    # 1,000 connections is long-lived, so keep the collector off it.
+    # The load generator's own garbage collections would show up as latency (a full one over
+    # 1,000 connections takes 100-250 ms here): its heap is long-lived and what it makes per
+    # frame is freed by reference counting, so the collector stays off while it measures.
     gc.collect()
     gc.freeze()
+    gc.disable()
+    # Measure holding the sockets, not the tail of the connection storm: let the servers finish
+    # what 1,000 handshakes left them (their own full collections among it) first.
+    await asyncio.sleep(SETTLE_S)
     listeners = [asyncio.create_task(load.listen(n)) for n in load.sockets]
 
     committed, committed_wall, expected = await asyncio.to_thread(_run_commands, todos, time.monotonic() + DURATION_S)
@@ -174,6 +180,7 @@ async def _measure(ports: list[int], users, todos) -> dict:
         await ws.close()
     for task in listeners:
         task.cancel()
+    gc.enable()
     return {
         "sockets": len(load.sockets), "held": held, "connect_s": connect_s, "commands": len(committed),
         "frames": frames_expected, "lost_live": sum(map(len, live_missing.values())),
@@ -203,7 +210,7 @@ def run() -> None:
     p50, p99 = _percentile(result["latencies"], 0.5), _percentile(result["latencies"], 0.99)
     print(f"  {USERS} users in teams of {TEAM_SIZE}, {SOCKETS_PER_USER} sockets each, on {WEB_PROCESSES} web "
           f"process(es); {RATE_PER_S} commands/s for {DURATION_S:.0f} s", flush=True)
-    report("sockets opened", result["sockets"], f"(in {result['connect_s']:.1f} s)")
+    report("sockets opened", result["sockets"], f"(in {result['connect_s']:.1f} s; commands began {SETTLE_S:.0f} s later)")
     report("sockets held to the end", result["held"], f"of {result['sockets']} (target: all)")
     report("commands", result["commands"], f"({result['commands'] / DURATION_S:.0f}/s)")
     report("frames expected", result["frames"], "")

@@ -11,6 +11,7 @@ rejected (the runner parks it in the DLQ and logs it), never applied.
 import json
 import logging
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,18 +118,93 @@ def _apply(row: dict | None, envelope: dict) -> dict:
     return row
 
 
+SMALL_BATCH = 50  # events; larger batches (replay, catching up) go through COPY
+_TODO_CONFLICT = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
+
+
+@contextmanager
+def _pipeline():
+    """psycopg's pipeline mode: statements go out without waiting for each answer; a fetch,
+    or the end of the block, waits for them all. Not for COPY."""
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
+
+
+def _values(columns: tuple[str, ...], count: int) -> str:
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return ", ".join([row] * count)
+
+
+def _upsert_values(cursor, tables: Tables, todo_rows: list[list], history: list[tuple]) -> None:
+    """Few rows: plain multi-row INSERTs (pipelined by the caller)."""
+    if todo_rows:
+        cursor.execute(
+            f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) VALUES {_values(TODO_COLUMNS, len(todo_rows))} "
+            f"{_TODO_CONFLICT}",
+            [value for row in todo_rows for value in row],
+        )
+    if history:
+        cursor.execute(
+            f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) VALUES {_values(EVENT_COLUMNS, len(history))} "
+            "ON CONFLICT DO NOTHING",
+            [value for event in history for value in event],
+        )
+
+
+def _upsert_staged(cursor, tables: Tables, todo_rows: list[list], history: list[tuple]) -> None:
+    """Many rows: COPY into session-local staging tables, then one set-based upsert each:
+    several times faster than row-by-row INSERTs (see `make bench`)."""
+    _create_staging(cursor)
+    if todo_rows:
+        with cursor.copy(f"COPY projection_stage_todos ({', '.join(TODO_COLUMNS)}) FROM STDIN") as copy:
+            for row in todo_rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) "
+            f"SELECT {', '.join(TODO_COLUMNS)} FROM projection_stage_todos {_TODO_CONFLICT}"
+        )
+    if history:
+        with cursor.copy(f"COPY projection_stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            for event in history:
+                copy.write_row(event)
+        cursor.execute(
+            f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) "
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM projection_stage_events ON CONFLICT DO NOTHING"
+        )
+
+
+def _write_positions(cursor, tables: Tables, positions: dict, *, live: bool, applied: int, changed: dict) -> None:
+    """The partitions' next offsets, in the batch's transaction; then, live, the periodic
+    snapshot and the NOTIFY that wakes read-your-writes waiters of the changed todos."""
+    cursor.executemany(
+        f"INSERT INTO {tables.offsets} (topic, partition, next_offset) VALUES (%s, %s, %s) "
+        f"ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
+        f"GREATEST({tables.offsets}.next_offset, EXCLUDED.next_offset)",
+        [(topic, partition, offset) for (topic, partition), offset in positions.items()],
+    )
+    if live:
+        _maybe_snapshot(cursor, applied=applied)
+    if live and changed:
+        # Wakes the read-your-writes waiters of these todos (see waiting.py).
+        named = ",".join(changed) if len(changed) <= waiting.MAX_NAMED_TODOS else waiting.ANY_TODO
+        cursor.execute("SELECT pg_notify(%s, %s)", [waiting.CHANNEL, named])
+
+
 def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list[tuple[Item, NonRetriableError]]:
     """Apply a batch in one transaction; return the rejected items with their reasons."""
     if not items:
         return []
     rejected: list[tuple[Item, NonRetriableError]] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        if live:
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
-        # The ids as one array literal (validated UUIDs): cheaper than the driver quoting a list.
-        ids = "{" + ",".join({item.envelope["aggregateId"] for item in items}) + "}"
-        cursor.execute(f"SELECT {', '.join(TODO_COLUMNS)} FROM {tables.todos} WHERE id = ANY(%s::uuid[]) FOR UPDATE", [ids])
-        state = {str(values[0]): dict(zip(TODO_COLUMNS, values)) for values in cursor.fetchall()}
+        with _pipeline():  # BEGIN, the lock and the read: one round trip
+            if live:
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
+            # The ids as one array literal (validated UUIDs): cheaper than the driver quoting a list.
+            ids = "{" + ",".join({item.envelope["aggregateId"] for item in items}) + "}"
+            cursor.execute(f"SELECT {', '.join(TODO_COLUMNS)} FROM {tables.todos} WHERE id = ANY(%s::uuid[]) FOR UPDATE",
+                           [ids])
+            state = {str(values[0]): dict(zip(TODO_COLUMNS, values)) for values in cursor.fetchall()}
         changed: dict[str, dict] = {}
         history: list[tuple] = []
         for item in items:
@@ -154,43 +230,19 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
                 continue
             history.append((envelope["eventId"], todo_id, version, envelope["eventType"], envelope["occurredAt"],
                             item.json, item.partition, item.offset))
-        # COPY into session-local staging tables, then one set-based upsert each: several
-        # times faster than row-by-row INSERTs (see `make bench`).
-        _create_staging(cursor)
-        if changed:
-            with cursor.copy(f"COPY projection_stage_todos ({', '.join(TODO_COLUMNS)}) FROM STDIN") as copy:
-                for row in changed.values():
-                    copy.write_row([row[c] for c in TODO_COLUMNS])
-            assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
-            cursor.execute(
-                f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) "
-                f"SELECT {', '.join(TODO_COLUMNS)} FROM projection_stage_todos "
-                f"ON CONFLICT (id) DO UPDATE SET {assignments}"
-            )
-        if history:
-            with cursor.copy(f"COPY projection_stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
-                for event in history:
-                    copy.write_row(event)
-            cursor.execute(
-                f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) "
-                f"SELECT {', '.join(EVENT_COLUMNS)} FROM projection_stage_events ON CONFLICT DO NOTHING"
-            )
         positions: dict[tuple[str, int], int] = {}
         for item in items:
             key = (item.topic, item.partition)
             positions[key] = max(positions.get(key, 0), item.offset + 1)
-        cursor.executemany(
-            f"INSERT INTO {tables.offsets} (topic, partition, next_offset) VALUES (%s, %s, %s) "
-            f"ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
-            f"GREATEST({tables.offsets}.next_offset, EXCLUDED.next_offset)",
-            [(topic, partition, offset) for (topic, partition), offset in positions.items()],
-        )
-        if live:
-            _maybe_snapshot(cursor)
-        if live and changed:
-            # Wakes the read-your-writes waiters of these todos (see waiting.py).
-            named = ",".join(changed) if len(changed) <= waiting.MAX_NAMED_TODOS else waiting.ANY_TODO
-            cursor.execute("SELECT pg_notify(%s, %s)", [waiting.CHANNEL, named])
+        todo_rows = [[row[c] for c in TODO_COLUMNS] for row in changed.values()]
+        if len(history) <= SMALL_BATCH:
+            # The trickle of a live projection: every write of the batch in one round trip.
+            with _pipeline():
+                _upsert_values(cursor, tables, todo_rows, history)
+                _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
+        else:
+            _upsert_staged(cursor, tables, todo_rows, history)
+            _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
     return rejected
 
 
@@ -218,10 +270,21 @@ def _parse_offsets(raw: dict) -> dict[tuple[str, int], int]:
     return result
 
 
-def _maybe_snapshot(cursor) -> None:
+_applied_since_check = 0
+
+
+def _maybe_snapshot(cursor, *, applied: int) -> None:
+    """Take the periodic snapshot once PROJECTION_SNAPSHOT_EVERY events were applied since the
+    last one. Looked at once per 1% of that many events this process applied, not every batch:
+    the look costs two queries, and a batch of a live projection is often one event."""
+    global _applied_since_check
     every = settings.PROJECTION_SNAPSHOT_EVERY
     if every <= 0:
         return
+    _applied_since_check += applied
+    if _applied_since_check < max(1, every // 100):
+        return
+    _applied_since_check = 0
     cursor.execute(f"SELECT coalesce(sum(next_offset), 0) FROM {LIVE.offsets}")
     position = cursor.fetchone()[0]
     cursor.execute("SELECT offsets FROM projections_snapshot ORDER BY id DESC LIMIT 1")

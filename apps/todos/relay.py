@@ -167,6 +167,8 @@ class Relay:
     ) -> list[tuple]:
         """Delete the acknowledged rows, then read the next ones after `after` (none when a
         late row showed up below it), in one transaction and one snapshot."""
+        if not acked and not rows:
+            return []  # nothing to delete or read: no transaction at all
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             if acked:
