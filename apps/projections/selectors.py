@@ -98,6 +98,6 @@ def todo_wait_for_version(
         if generation is not None:
             watcher.wait_for(str(todo_id), beyond=generation, timeout=max(deadline - time.monotonic(), 0))
         generation = watcher.generation
-        todo = TodoView.objects.filter(id=todo_id, version__gte=version).first()
+        todo = next(iter(TodoView.objects.filter(id=todo_id, version__gte=version)), None)  # no ORDER BY
         if todo is not None or time.monotonic() >= deadline:
             return todo
