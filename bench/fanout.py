@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import queue
 import random
+import threading
 import time
 
 from django.contrib.auth import get_user_model
@@ -93,14 +94,20 @@ class Load:
         self.closed.add(n)
 
 
-def _run_commands(todos, stop_at: float) -> tuple[dict, dict]:
+def _run_commands(todos, go: threading.Event) -> tuple[dict, dict, dict]:
+    """Start the command processes at once, and let them issue commands once `go` is set
+    and all are ready."""
     context = multiprocessing.get_context("spawn")  # fork would share the parent's connection pool
     results = context.Queue()
+    start = context.Barrier(COMMANDERS + 1)
     todos = [(owner.pk, todo_id) for owner, todo_id in todos]
-    workers = [context.Process(target=fanout_commands.issue, args=(todos, RATE_PER_S / COMMANDERS, stop_at, n, results))
+    workers = [context.Process(target=fanout_commands.issue,
+                               args=(todos, RATE_PER_S / COMMANDERS, DURATION_S, n, results, start))
                for n in range(COMMANDERS)]
     for worker in workers:
         worker.start()
+    go.wait()
+    start.wait(timeout=120)
     committed, committed_wall, expected = {}, {}, {}
     for _ in workers:
         while True:
@@ -133,12 +140,15 @@ async def _measure(ports: list[int], users, todos) -> dict:
     gc.collect()
     gc.freeze()
     gc.disable()
-    # Measure holding the sockets, not the tail of the connection storm: let the servers finish
-    # what 1,000 handshakes left them (their own full collections among it) first.
-    await asyncio.sleep(SETTLE_S)
     listeners = [asyncio.create_task(load.listen(n)) for n in load.sockets]
-
-    committed, committed_wall, expected = await asyncio.to_thread(_run_commands, todos, time.monotonic() + DURATION_S)
+    # Measure holding the sockets, not the tail of the connection storm: let the servers finish
+    # what 1,000 handshakes left them (their own full collections among it) first, while the
+    # command processes start up.
+    go = threading.Event()
+    commands = asyncio.create_task(asyncio.to_thread(_run_commands, todos, go))
+    await asyncio.sleep(SETTLE_S)
+    go.set()
+    committed, committed_wall, expected = await commands
 
     # Each user's events, worked out once: the drain loop below runs while the last frames
     # are still arriving, on the loop that timestamps them.

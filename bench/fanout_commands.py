@@ -4,9 +4,10 @@ import random
 import time
 
 
-def issue(todos, rate: float, stop_at: float, seed: int, results) -> None:
-    """`rate` commands/s, evenly paced, in a process of its own (the load generator's loop
-    must not slow the commands down); sends back each event's commit time and audience."""
+def issue(todos, rate: float, duration_s: float, seed: int, results, start) -> None:
+    """`rate` commands/s for `duration_s`, evenly paced, in a process of its own (the load
+    generator's loop must not slow the commands down), from when every process is ready and
+    the `start` barrier opens; sends back each event's commit time and audience."""
     import django
 
     django.setup()  # a spawned process: the environment (database, topic prefix) is the parent's
@@ -19,6 +20,8 @@ def issue(todos, rate: float, stop_at: float, seed: int, results) -> None:
     todos = [(owners[owner_id], todo_id) for owner_id, todo_id in todos]
     rng = random.Random(seed)
     interval = 1 / rate
+    start.wait()  # a process starting up takes a core for a second: not while measuring
+    stop_at = time.monotonic() + duration_s
     next_at = time.monotonic()
     out = []
     i = 0

@@ -69,10 +69,14 @@ class Relay:
             control.execute(f"LISTEN {OUTBOX_CHANNEL}")
             logger.info("relay active: publishing the outbox")
             while not self._stopping.is_set():
-                if self.publish_pending() == 0:
-                    # Sleep until a command commits (NOTIFY) or idle_wait_s passes.
-                    for _ in control.notifies(timeout=self.idle_wait_s, stop_after=1):
-                        pass
+                self.publish_pending()
+                # A pass ends with a read that found nothing more, so what commits later says
+                # so (the outbox's trigger NOTIFYs at commit): sleep until then, or until
+                # idle_wait_s passes, and take every notice that came meanwhile as one wake-up.
+                for _ in control.notifies(timeout=self.idle_wait_s, stop_after=1):
+                    pass
+                for _ in control.notifies(timeout=0):
+                    pass
         self._producer.flush(10)
 
     def _become_leader(self, control: psycopg.Connection) -> None:
@@ -125,11 +129,17 @@ class Relay:
                 in_flight.add(row_id)
             if rows:
                 high = rows[-1][0]
-            # At most two batches in flight; with nothing new read, wait for all of them.
-            self._wait_for_acks(in_flight, acked, until=self.batch_size if rows else 0)
+            # At most two batches in flight; after a short read, wait for all of them.
+            short = len(rows) < self.batch_size
+            self._wait_for_acks(in_flight, acked, until=0 if short else self.batch_size)
             if failures:
                 # Only fatal producer errors end here (there is no delivery timeout).
                 raise KafkaException(failures[0])
+            if short and rows and not in_flight.difference(acked):
+                # A short read (in a snapshot where nothing below it was missing) took every
+                # unsent row there was, and all are acknowledged: done. A row that commits
+                # later NOTIFYs, and the next pass starts again from the lowest unsent id.
+                return
             if not rows and not in_flight.difference(acked):
                 self._delete_acked_and_read(after=None, in_flight=in_flight, acked=acked, rows=False)  # delete the last acks
                 if high is None:
@@ -170,7 +180,8 @@ class Relay:
         if not acked and not rows:
             return []  # nothing to delete or read: no transaction at all
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            if after is not None:  # the count and the read below must see one snapshot
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             if acked:
                 # The ids as one array literal: letting the driver quote a list of thousands of
                 # ints, one by one in Python, cost more than the DELETE itself.
