@@ -112,6 +112,10 @@ class ConsumerDefinition:
     max_retries: int = 5
     max_batch_size: int = 500
     max_batch_time_ms: int = 0  # how long a batch waits to fill after its first message
+    # Manual mode: commit finished work at most this often (0: after every batch). Fewer
+    # commit requests for a consumer of many small batches; what a crash leaves uncommitted
+    # is redelivered (handlers are idempotent). Revocation and shutdown always commit.
+    commit_interval_ms: int = 0
     description: str = ""
 
     def __post_init__(self):

@@ -151,6 +151,9 @@ class Runner:
         self._limiter = _DlqLimiter(definition.dlq_limit)
         self._decoder = None if definition.decoder is decode_bytes else definition.decoder
         self._pending: dict[tuple[str, int], int] = {}  # done but not yet committed
+        self._commit_interval_s = definition.commit_interval_ms / 1000
+        self._next_commit_at = 0.0
+        self._uncommitted = False  # finished work since the last commit
         # The partitions we own, kept by the rebalance callbacks: asking the consumer with
         # assignment() is a round trip to librdkafka's main thread (~0.2 ms, once a batch).
         self._assignment: list[TopicPartition] = []
@@ -263,6 +266,7 @@ class Runner:
                 self._touch_healthcheck()
                 if batch:
                     self._process(batch)
+                self._commit_if_due()
         except Abandoned:
             logger.warning("join timeout passed: batch abandoned, it will be redelivered %s", self._log_extra)
         finally:
@@ -292,7 +296,7 @@ class Runner:
         attempt = 0
         while True:
             try:
-                done = handle_all(batch, dead, first_attempt=attempt == 0)
+                handle_all(batch, dead, first_attempt=attempt == 0)
                 break
             except (ConsumerStoppedError, Abandoned):
                 raise
@@ -310,11 +314,21 @@ class Runner:
                 )
                 if self._stopping.wait(delay):
                     return  # stopping: nothing of this batch is committed; it is redelivered
-        self._commit(done)
 
-    def _handle_all(self, batch: list, dead: set, *, first_attempt: bool) -> dict[tuple[str, int], int]:
+    def _commit_if_due(self) -> None:
+        """Commit the work finished since the last commit: after every batch, or at most once
+        per the definition's commit interval (then also when the consumer has gone idle)."""
+        if not self._uncommitted:
+            return
+        now = time.monotonic()
+        if now >= self._next_commit_at:
+            self._commit(dict(self._pending))  # each finished partition's latest position
+            self._uncommitted = False
+            self._next_commit_at = now + self._commit_interval_s
+
+    def _handle_all(self, batch: list, dead: set, *, first_attempt: bool) -> None:
         """Decode and handle every message of the batch in offset order, park poison in the
-        DLQ, flush. Returns the offsets to commit.
+        DLQ, flush, and note the positions to commit.
 
         This is the hot path (`make bench`): per good message it makes two calls into
         confluent-kafka, one view object and the handler call, and nothing else.
@@ -359,9 +373,8 @@ class Runner:
             limiter.valid(valid_run)
         done = self._positions() if finished is batch else self._offsets(finished, errors)
         self._finish(done, handled + valid_run)
-        return done
 
-    def _handle_batch(self, batch: list, dead: set, *, first_attempt: bool) -> dict[tuple[str, int], int]:
+    def _handle_batch(self, batch: list, dead: set, *, first_attempt: bool) -> None:
         """The same for a handler with `handle_batch(messages)`, which applies a whole batch at
         once (one transaction) and returns the (message, NonRetriableError) pairs it rejected."""
         decoder = self._decoder
@@ -387,9 +400,7 @@ class Runner:
                 self._limiter.invalid()
             self._dead_letter(message, exc)
             dead.add((message.topic, message.partition, message.offset))
-        done = self._positions()
-        self._finish(done, valid)
-        return done
+        self._finish(self._positions(), valid)
 
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -436,6 +447,7 @@ class Runner:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "DLQ messages not acknowledged"))
         self.stats.handled += handled
         self._pending.update(done)
+        self._uncommitted = True
 
     def _discard(self) -> None:
         discard = getattr(self._handler, "discard", None)

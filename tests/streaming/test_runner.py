@@ -173,6 +173,20 @@ def test_flush_failure_retries_the_whole_batch(topic_factory):
     assert sorted(handler.written) == list(range(20)), "every message written once, none twice"
 
 
+def test_a_commit_interval_commits_less_often_and_still_commits_finished_work_when_idle(topic_factory):
+    """Batches of one message, committed at most every 2 s: fewer commits than batches, and
+    once the topic goes quiet the last finished message is committed without a new batch."""
+    topic = topic_factory()
+    handler = Recorder()
+    runner = Runner(definition(topic, handler, dlq=None, max_batch_size=1, commit_interval_ms=2000))
+    with Running(runner):
+        produce(topic, [{"n": n} for n in range(30)])
+        wait_until(lambda: len(handler.numbers()) == 30, what="all 30 handled")
+        wait_until(lambda: committed(runner.group_id, topic, 1)[0] == 30, what="the last offset committed while idle")
+        assert runner.stats.batches == 30
+        assert runner.stats.commits < 10, f"{runner.stats.commits} commits for 30 batches"
+
+
 def test_a_second_consumer_joining_splits_the_partitions_and_nothing_is_lost(topic_factory):
     topic = topic_factory(partitions=4)
     group = unique("group")
