@@ -136,42 +136,35 @@ def _values(columns: tuple[str, ...], count: int) -> str:
     return ", ".join([row] * count)
 
 
-def _upsert_values(cursor, tables: Tables, todo_rows: list[list], history: list[tuple]) -> None:
+def _writes(tables: Tables, todo_rows: list[list], history: list[tuple]) -> tuple:
+    """(table, staging table, columns, rows, ON CONFLICT clause) of the two upserts of a batch."""
+    return (
+        (tables.todos, "projection_stage_todos", TODO_COLUMNS, todo_rows, _TODO_CONFLICT),
+        (tables.events, "projection_stage_events", EVENT_COLUMNS, history, "ON CONFLICT DO NOTHING"),
+    )
+
+
+def _upsert_values(cursor, writes: tuple) -> None:
     """Few rows: plain multi-row INSERTs (pipelined by the caller)."""
-    if todo_rows:
-        cursor.execute(
-            f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) VALUES {_values(TODO_COLUMNS, len(todo_rows))} "
-            f"{_TODO_CONFLICT}",
-            [value for row in todo_rows for value in row],
-        )
-    if history:
-        cursor.execute(
-            f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) VALUES {_values(EVENT_COLUMNS, len(history))} "
-            "ON CONFLICT DO NOTHING",
-            [value for event in history for value in event],
-        )
+    for table, _, columns, rows, conflict in writes:
+        if rows:
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {_values(columns, len(rows))} {conflict}",
+                [value for row in rows for value in row],
+            )
 
 
-def _upsert_staged(cursor, tables: Tables, todo_rows: list[list], history: list[tuple]) -> None:
+def _upsert_staged(cursor, writes: tuple) -> None:
     """Many rows: COPY into session-local staging tables, then one set-based upsert each:
     several times faster than row-by-row INSERTs (see `make bench`)."""
     _create_staging(cursor)
-    if todo_rows:
-        with cursor.copy(f"COPY projection_stage_todos ({', '.join(TODO_COLUMNS)}) FROM STDIN") as copy:
-            for row in todo_rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {tables.todos} ({', '.join(TODO_COLUMNS)}) "
-            f"SELECT {', '.join(TODO_COLUMNS)} FROM projection_stage_todos {_TODO_CONFLICT}"
-        )
-    if history:
-        with cursor.copy(f"COPY projection_stage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
-            for event in history:
-                copy.write_row(event)
-        cursor.execute(
-            f"INSERT INTO {tables.events} ({', '.join(EVENT_COLUMNS)}) "
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM projection_stage_events ON CONFLICT DO NOTHING"
-        )
+    for table, staging, columns, rows, conflict in writes:
+        if rows:
+            names = ", ".join(columns)
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}")
 
 
 def _write_positions(cursor, tables: Tables, positions: dict, *, live: bool, applied: int, changed: dict) -> None:
@@ -238,10 +231,10 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
         if len(history) <= SMALL_BATCH:
             # The trickle of a live projection: every write of the batch in one round trip.
             with _pipeline():
-                _upsert_values(cursor, tables, todo_rows, history)
+                _upsert_values(cursor, _writes(tables, todo_rows, history))
                 _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
         else:
-            _upsert_staged(cursor, tables, todo_rows, history)
+            _upsert_staged(cursor, _writes(tables, todo_rows, history))
             _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
     return rejected
 
