@@ -1,5 +1,10 @@
-"""WebSocket fan-out: 1,000 authenticated sockets held on one daphne process while commands
-run at 100/s, with the relay, the projection and the realtime consumer running.
+"""WebSocket fan-out: 1,000 authenticated sockets held by the web role while commands run at
+100/s, with the relay, the projection and the realtime consumer running.
+
+The web role is WEB_PROCESSES daphne processes, the sockets spread over them as a load
+balancer would: one daphne is one event loop on one core, and on this 2-core machine a
+burst of frames queued behind a single loop set the tail (p99 157-314 ms with one process,
+104-206 ms with two, over the runs of 2026-11-27).
 
 Users: USERS people in teams of TEAM_SIZE, each with SOCKETS_PER_USER sockets (tabs,
 devices). Each command changes a team todo (by its owner, through the command service in
@@ -44,7 +49,7 @@ DRAIN_S = 15.0
 SETTLE_S = 5.0  # between the last socket opened and the first command
 CONNECT_CONCURRENCY = 50
 COMMANDERS = 2  # processes issuing commands, RATE_PER_S / COMMANDERS each
-WEB_PROCESSES = int(os.environ.get("BENCH_FANOUT_WEB_PROCESSES", "1"))  # daphne processes sharing the sockets
+WEB_PROCESSES = int(os.environ.get("BENCH_FANOUT_WEB_PROCESSES", "2"))  # daphne processes sharing the sockets
 
 
 def _setup() -> tuple[list[tuple[int, str]], list[tuple[object, str]]]:
