@@ -76,10 +76,17 @@ def _notification_required(event_type: str, data: dict, state: TodoState, actor_
     return False
 
 
-def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str, now: datetime,
-          members: set[int], also_affected: tuple = ()) -> dict:
-    """Append one event to the outbox. Its metadata names everyone who may see the todo
-    (owner, assignee, the team's `members`, and `also_affected`, e.g. a former assignee):
+def _emit(*, state: TodoState, **event) -> dict:
+    """Make the todo's next event and append it to the outbox."""
+    envelope = _next_event(state=state, **event)
+    _append(envelope)
+    return envelope
+
+
+def _next_event(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str,
+                now: datetime, members: set[int], also_affected: tuple = ()) -> dict:
+    """The todo's next event (its version bumped). Its metadata names everyone who may see the
+    todo (owner, assignee, the team's `members`, and `also_affected`, e.g. a former assignee):
     the realtime and notification consumers route by it."""
     state.version += 1
     affected = {state.owner_id, state.assigned_to_id, *members, *also_affected} - {None}
@@ -98,6 +105,13 @@ def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, corre
             "actorId": str(actor_id),
         },
     )
+    return envelope
+
+
+def _append(envelope: dict) -> None:
+    """Append an event to the outbox. The transaction must have written before (locked the
+    todo's state row, or inserted it): that gives it its transaction id before the outbox row
+    takes a sequence number, which the relay relies on (see `Relay._delete_acked_and_read`)."""
     # One INSERT in SQL rather than OutboxEvent.objects.create(): the ORM's compile took
     # longer than the statement, on the path every command takes (see `make bench`).
     with connection.cursor() as cursor:
@@ -105,10 +119,9 @@ def _emit(*, state: TodoState, actor_id: int, event_type: str, data: dict, corre
             f"INSERT INTO {OutboxEvent._meta.db_table} "
             "(event_id, topic, key, payload, event_type, schema_version, correlation_id, created_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, now())",
-            [envelope["eventId"], resolve(TODO_EVENTS), str(state.owner_id), json.dumps(envelope),
+            [envelope["eventId"], resolve(TODO_EVENTS), envelope["userId"], json.dumps(envelope),
              envelope["eventType"], envelope["schemaVersion"], envelope["correlationId"]],
         )
-    return envelope
 
 
 def _load_for_command(
@@ -148,7 +161,7 @@ def todo_create(
     now = timezone.now()
     state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now,
                       team_id=team_id)
-    envelope = _emit(
+    envelope = _next_event(
         state=state,
         actor_id=actor.pk,
         members=members,
@@ -165,7 +178,8 @@ def todo_create(
         correlation_id=correlation_id,
         now=now,
     )
-    state.save(force_insert=True)
+    state.save(force_insert=True)  # the transaction's first write comes before its outbox row
+    _append(envelope)
     return CommandResult(state.id, state.version, [envelope])
 
 
