@@ -47,6 +47,7 @@ class Relay:
         self.stats = RelayStats()
         self._stopping = threading.Event()
         self._known_topics: set[str] = set()
+        self._overtakable = False  # a read of this pass saw a transaction in progress
         self._producer = Producer(
             kafka.producer_config(
                 **{

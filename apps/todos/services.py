@@ -1,8 +1,9 @@
 """Todo commands: check the rules against the write-side state, emit events into the outbox.
 
-Each command runs in one transaction: lock the todo's state row, decide, bump the version,
-append the events to the outbox (whose trigger NOTIFYs the relay at commit; migration 0003). Nothing is published to Kafka here —
-that is the relay's job, after commit (no dual write).
+Each command runs in one transaction: lock the todo's state row (or insert it), decide, bump
+the version, append the events to the outbox, whose trigger NOTIFYs the relay at commit
+(migration 0003). Nothing is published to Kafka here: that is the relay's job, after commit
+(no dual write).
 """
 import json
 import uuid
