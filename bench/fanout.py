@@ -149,7 +149,6 @@ async def _measure(ports: list[int], users, todos) -> dict:
     # 1,000 connections takes 100-250 ms here): its heap is long-lived and what it makes per
     # frame is freed by reference counting, so the collector stays off while it measures.
     gc.collect()
-    gc.freeze()
     gc.disable()
     listeners = [asyncio.create_task(load.listen(n)) for n in load.sockets]
     # Measure holding the sockets, not the tail of the connection storm: let the servers finish

@@ -77,13 +77,6 @@ def _notification_required(event_type: str, data: dict, state: TodoState, actor_
     return False
 
 
-def _emit(*, state: TodoState, **event) -> dict:
-    """Make the todo's next event and append it to the outbox."""
-    envelope = _next_event(state=state, **event)
-    _append(envelope)
-    return envelope
-
-
 def _next_event(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str,
                 now: datetime, members: set[int], also_affected: tuple = ()) -> dict:
     """The todo's next event (its version bumped). Its metadata names everyone who may see the
@@ -109,8 +102,8 @@ def _next_event(*, state: TodoState, actor_id: int, event_type: str, data: dict,
     return envelope
 
 
-def _append(envelope: dict) -> None:
-    """Append an event to the outbox. The transaction must have written before (locked the
+def _append(envelope: dict) -> dict:
+    """Append an event to the outbox; returns it. The transaction must have written before (locked the
     todo's state row, or inserted it): that gives it its transaction id before the outbox row
     takes a sequence number, which the relay relies on (see `Relay._delete_acked_and_read`)."""
     # One INSERT in SQL rather than OutboxEvent.objects.create(): the ORM's compile took
@@ -123,6 +116,7 @@ def _append(envelope: dict) -> None:
             [envelope["eventId"], resolve(TODO_EVENTS), envelope["userId"], json.dumps(envelope),
              envelope["eventType"], envelope["schemaVersion"], envelope["correlationId"]],
         )
+    return envelope
 
 
 def _load_for_command(
@@ -195,8 +189,8 @@ def _command(*, actor, todo_id, expected_version, correlation_id, decide, assign
         before = (state.assigned_to_id,)
         now = timezone.now()
         emitted = [
-            _emit(state=state, actor_id=actor.pk, event_type=event_type, data=data, correlation_id=correlation_id,
-                  now=now, members=members, also_affected=before)
+            _append(_next_event(state=state, actor_id=actor.pk, event_type=event_type, data=data,
+                                correlation_id=correlation_id, now=now, members=members, also_affected=before))
             for event_type, data in decide(state, now, members)
         ]
         state.save()
