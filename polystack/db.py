@@ -7,11 +7,18 @@ class DatabaseUnreachableError(Exception):
     """PostgreSQL at DATABASE_URL did not let us in."""
 
 
+# What Django hands psycopg besides libpq's own parameters: Python objects, not conninfo.
+_NOT_LIBPQ = {"context", "cursor_factory", "prepare_threshold", "pool", "autocommit", "row_factory",
+              "server_side_binding", "isolation_level", "assume_role"}
+
+
 def conninfo() -> str:
-    """libpq parameters of the default database, for connections of our own (LISTEN, locks)."""
+    """libpq parameters of the default database, for connections of our own (LISTEN, locks):
+    every one the ORM's connections use (sslmode, sslrootcert, options, ...), not only host and
+    credentials."""
     params = connection.get_connection_params()
-    keys = {"host", "port", "user", "password", "dbname", "connect_timeout"}
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if k in keys and v})
+    return psycopg.conninfo.make_conninfo(
+        **{k: v for k, v in params.items() if k not in _NOT_LIBPQ and v is not None and v != ""})
 
 
 def describe() -> str:

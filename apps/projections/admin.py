@@ -2,7 +2,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
-from apps.projections.models import ProjectionJob, Snapshot, TodoEvent, TodoView
+from apps.projections.models import ParkedEvent, ProjectionJob, Snapshot, TodoEvent, TodoView
 from apps.projections.tasks import run_projection_job
 
 
@@ -30,6 +30,15 @@ class TodoViewAdmin(ReadOnlyAdmin):
 class TodoEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "event_type", "todo_id", "aggregate_version", "occurred_at", "partition", "offset"]
     list_filter = ["event_type"]
+    search_fields = ["todo_id", "event_id"]
+
+
+@admin.register(ParkedEvent)
+class ParkedEventAdmin(ReadOnlyAdmin):
+    """Events that arrived before a version they follow; they apply when it comes. One that
+    stays here long points at a lost or dead-lettered event of that todo."""
+
+    list_display = ["todo_id", "aggregate_version", "reason", "topic", "partition", "offset", "parked_at"]
     search_fields = ["todo_id", "event_id"]
 
 

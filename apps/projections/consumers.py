@@ -1,10 +1,33 @@
 """The projection consumer: keeps the todo read tables up to date from `todo-events`."""
 import json
+import logging
+
+from django.db import DataError
 
 from apps.projections import store
 from apps.todos import events
 from polystack.streaming import topics
 from polystack.streaming.registry import Message, NonRetriableError, consumer
+
+logger = logging.getLogger("apps.projections")
+
+
+class RefusedByDatabaseError(NonRetriableError):
+    """An event that passed its schema but that PostgreSQL refuses to store (a DataError).
+    Schemas are meant to be as strict as the database; this is the net under them."""
+
+
+def apply_or_isolate(*, tables: store.Tables, items: list[store.Item], live: bool = True) -> list:
+    """Apply a batch; when the database refuses it (DataError: a value it cannot store), apply
+    the items one by one so that only the offending ones are rejected. A DataError is never
+    worth a retry: the same bytes fail the same way."""
+    try:
+        return store.apply_items(tables=tables, items=items, live=live)
+    except DataError as exc:
+        if len(items) == 1:
+            logger.error("the database refuses eventId=%s: %s", items[0].envelope.get("eventId"), exc)
+            return [(items[0], RefusedByDatabaseError(f"the database refuses it: {exc}".strip()[:500]))]
+    return [pair for item in items for pair in apply_or_isolate(tables=tables, items=[item], live=live)]
 
 
 def to_item(message: Message) -> store.Item:
@@ -41,5 +64,8 @@ class TodoProjection:
                 items.append(to_item(message))
             except NonRetriableError as exc:
                 rejected.append((message, exc))
-        rejected += [(item.source, error) for item, error in store.apply_items(tables=store.LIVE, items=items)]
+        applied = apply_or_isolate(tables=store.LIVE, items=items)
+        # An event parked in an earlier batch that fails when it finally applies has no message
+        # left to dead-letter (its offset was committed long ago): the store logged it.
+        rejected += [(item.source, error) for item, error in applied if item.source is not None]
         return rejected

@@ -58,6 +58,29 @@ class TodoEvent(models.Model):
         return f"{self.event_type} {self.todo_id} v{self.aggregate_version}"
 
 
+class ParkedEvent(models.Model):
+    """An event that came before the versions it follows (a gap): kept here, in the batch's
+    transaction, until the missing version arrives; then it applies and its row goes. Gaps have
+    legitimate causes (a second applier racing, an event of a schema this code does not know
+    yet), so a gap is a wait, not a rejection. Anything parked for long is worth a look."""
+
+    event_id = models.UUIDField(primary_key=True)
+    todo_id = models.UUIDField(db_index=True)
+    aggregate_version = models.PositiveIntegerField()
+    envelope = models.JSONField()
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    parked_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        verbose_name = "parked event (waiting for an earlier version)"
+
+    def __str__(self) -> str:
+        return f"{self.todo_id} v{self.aggregate_version}: {self.reason}"
+
+
 class ProjectionOffset(models.Model):
     """The next offset to apply per partition, written in the same transaction as the rows:
     the projection's exact position, which snapshots record and replays start from."""
@@ -96,6 +119,11 @@ class SnapshotEvent(models.Model):
     row = models.JSONField()
 
 
+class SnapshotParked(models.Model):
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    row = models.JSONField()
+
+
 class ProjectionJob(models.Model):
     """A replay or snapshot asked for in the admin, run by a Celery worker, with its progress."""
 
@@ -112,7 +140,7 @@ class ProjectionJob(models.Model):
 
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.REPLAY)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, editable=False)
-    progress = models.CharField(max_length=200, blank=True, editable=False)
+    progress = models.TextField(blank=True, editable=False)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, editable=False, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, editable=False)

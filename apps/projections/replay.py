@@ -10,16 +10,21 @@ them applied (same versions: no-ops) or applies what came later.
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from django.db import connection, transaction
 
 from apps.projections import store
-from apps.projections.consumers import to_item
+from apps.projections.consumers import apply_or_isolate, to_item
 from apps.projections.models import Snapshot
+from apps.todos.events import UnknownVersionError
+from polystack import db
 from polystack.streaming import kafka
 from polystack.streaming.registry import Message, NonRetriableError, decode_json
 from polystack.streaming.topics import TODO_EVENTS, resolve
@@ -27,8 +32,36 @@ from polystack.streaming.topics import TODO_EVENTS, resolve
 logger = logging.getLogger("apps.projections.replay")
 
 
+# One replay at a time: two would drop and fill the same *_rebuild tables. A session-level
+# advisory lock on a connection of the replay's own: it goes when the replay ends, or dies.
+REPLAY_LOCK_KEY = 7_361_003
+_HOLDER_PREFIX = "polystack replay since "
+MAX_LISTED = 5
+
+
 class ReplayError(Exception):
     pass
+
+
+class ReplayRunningError(ReplayError):
+    pass
+
+
+class ReplayRefusedError(ReplayError):
+    """The rebuild is not swapped in: events that should have applied did not."""
+
+
+@contextmanager
+def _only_replay() -> Iterator[None]:
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    with psycopg.connect(db.conninfo(), autocommit=True, application_name=_HOLDER_PREFIX + since) as lock:
+        if not lock.execute("SELECT pg_try_advisory_lock(%s)", [REPLAY_LOCK_KEY]).fetchone()[0]:
+            holder = lock.execute(
+                "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted", [REPLAY_LOCK_KEY]).fetchone()
+            started = holder[0].removeprefix(_HOLDER_PREFIX) if holder else "a moment ago"
+            raise ReplayRunningError(f"a replay is already running since {started}; try again when it has finished")
+        yield
 
 
 @dataclass
@@ -52,9 +85,24 @@ class ReplayProgress:
 @dataclass
 class ReplayResult:
     applied: int
-    rejected: int
+    rejected: int  # messages that are not events (undecodable, against their schema): skipped
     snapshot_id: int | None
     elapsed_s: float
+    skipped: list[str] = field(default_factory=list)  # the first few of those, where and why
+    retention_start: dict[int, int] = field(default_factory=dict)  # partitions whose first event is gone
+
+    def warnings(self) -> list[str]:
+        lines = [f"skipped {self.rejected:,} messages that are not valid events (as the live projection "
+                 f"does: they are in its DLQ): {'; '.join(self.skipped)}"] if self.rejected else []
+        if self.retention_start:
+            starts = ", ".join(f"partition {p} at offset {o:,}" for p, o in sorted(self.retention_start.items()))
+            lines.append(f"replayed from above offset 0 because retention removed older events ({starts}): "
+                         "todos whose first events are gone cannot be rebuilt")
+        return lines
+
+
+def _where(message) -> str:
+    return f"{message.topic()}[{message.partition()}]@{message.offset()}"
 
 
 def replay(
@@ -64,6 +112,17 @@ def replay(
     progress: Callable[[ReplayProgress], None] | None = None,
     progress_every_s: float = 1.0,
 ) -> ReplayResult:
+    """Rebuild aside and swap in; one at a time (ReplayRunningError). Refuses to swap in tables
+    built with rejected events (ReplayRefusedError): real events that did not apply (parked at
+    the end for a version that never came, impossible versions, a schema version this code does
+    not know yet, values the database refused). Messages that are not events at all
+    (undecodable, against their schema) are skipped, as the live projection skips them."""
+    with _only_replay():
+        return _replay(from_snapshot=from_snapshot, batch_size=batch_size, progress=progress,
+                       progress_every_s=progress_every_s)
+
+
+def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s: float) -> ReplayResult:
     started = time.monotonic()
     snapshot = None
     if from_snapshot:
@@ -82,8 +141,12 @@ def replay(
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         lows = _watermarks(topic, partitions, OffsetSpec.earliest())
         positions = {p: max(start.get((topic, p), lows[p]), lows[p]) for p in partitions}
+        # Events before the start that no snapshot holds are gone: say so.
+        retention_start = {p: lows[p] for p in partitions if lows[p] > start.get((topic, p), 0)}
+        for line in ReplayResult(0, 0, None, 0, retention_start=retention_start).warnings():
+            logger.warning("replay: %s", line)
         consumer.assign([TopicPartition(topic, p, positions[p]) for p in partitions])
-        counters = {"applied": 0, "rejected": 0, "done": 0}
+        counters = {"applied": 0, "rejected": 0, "done": 0, "skipped": [], "refused": []}
         last_report = 0.0
 
         def report(phase: str, total: int, force: bool = False) -> None:
@@ -102,12 +165,24 @@ def replay(
             targets = _ends(consumer, topic, partitions)
             total = counters["done"] + _remaining(positions, targets)
             _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("catching up", total))
+            _refuse_if_incomplete(counters)
             store.swap_in_rebuild(cursor)
         report("swapped", counters["done"], force=True)
     finally:
         consumer.close()
     return ReplayResult(counters["applied"], counters["rejected"], snapshot.pk if snapshot else None,
-                        time.monotonic() - started)
+                        time.monotonic() - started, skipped=counters["skipped"], retention_start=retention_start)
+
+
+def _refuse_if_incomplete(counters: dict) -> None:
+    refused, parked = counters["refused"], store.parked_count(tables=store.REBUILD)
+    if not refused and not parked:
+        return
+    reasons = refused[:MAX_LISTED] + store.parked_summary(tables=store.REBUILD, limit=MAX_LISTED)
+    raise ReplayRefusedError(
+        f"the rebuild is not swapped in: {len(refused):,} events were rejected and {parked:,} wait for versions "
+        f"that never came, so the rebuilt tables would lack them (the live tables are unchanged; the rebuild is "
+        f"left in {store.REBUILD.todos} and its neighbours to look at). First: " + "; ".join(reasons))
 
 
 def _watermarks(topic: str, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
@@ -147,11 +222,15 @@ def _consume_until(consumer, topic: str, positions: dict[int, int], targets: dic
             positions[message.partition()] = message.offset() + 1
             try:
                 items.append(to_item(Message(message, decode_json(message.value()))))
+            except UnknownVersionError as exc:  # a real event this code cannot read yet
+                counters["refused"].append(f"{_where(message)} {exc}")
             except NonRetriableError as exc:
                 counters["rejected"] += 1
-                logger.warning("replay skips %s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), exc)
-        rejected = store.apply_items(tables=store.REBUILD, items=items, live=False)
-        counters["rejected"] += len(rejected)
+                if len(counters["skipped"]) < MAX_LISTED:
+                    counters["skipped"].append(f"{_where(message)} {exc}"[:300])
+                logger.warning("replay skips %s: %s", _where(message), exc)
+        rejected = apply_or_isolate(tables=store.REBUILD, items=items, live=False)
+        counters["refused"] += [f"{item.topic}[{item.partition}]@{item.offset} {error}" for item, error in rejected]
         counters["applied"] += len(items) - len(rejected)
         pending = {p for p in pending if positions[p] < targets[p]}
         tick()

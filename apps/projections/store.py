@@ -5,8 +5,12 @@ rebuild beside it (`*_rebuild` tables, swapped in when complete) run the same co
 
 Idempotency lives next to the effect: an event applies only when its aggregateVersion is the
 todo's version + 1, in the transaction that writes the row, the history and the partition
-offsets. A lower version is a duplicate and changes nothing; a higher one is a gap: it is
-rejected (the runner parks it in the DLQ and logs it), never applied.
+offsets. A lower version is a duplicate and changes nothing. A higher one is a gap: the event
+is parked (`*_parkedevent`, same transaction) and applies when the missing version arrives.
+Only what can never apply is rejected to the DLQ (a TodoCreated that is not version 1, a first
+event that is not a TodoCreated). Every write of a todo row is also conditional on the version
+it replaces, so a second applier (a zombie consumer, a replay racing the live one) can never
+put an older version back.
 """
 import json
 import logging
@@ -16,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
 
 from apps.projections import waiting
 from apps.todos import events
@@ -29,8 +34,9 @@ LOCK_KEY = 7_361_002
 KEEP_SNAPSHOTS = 3
 
 
-class ProjectionGapError(NonRetriableError):
-    """An event whose aggregateVersion skips versions the projection has not seen."""
+class ImpossibleVersionError(NonRetriableError):
+    """An event that can never apply whatever arrives later: a TodoCreated that is not version 1,
+    or a version 1 that is not a TodoCreated."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,14 @@ class Tables:
     todos: str
     events: str
     offsets: str
+    parked: str
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.todos, self.events, self.offsets)
+    def all(self) -> tuple[str, ...]:
+        return (self.todos, self.events, self.offsets, self.parked)
 
 
-LIVE = Tables("projections_todoview", "projections_todoevent", "projections_projectionoffset")
+LIVE = Tables("projections_todoview", "projections_todoevent", "projections_projectionoffset",
+              "projections_parkedevent")
 REBUILD = Tables(*(name + "_rebuild" for name in LIVE.all()))
 
 TODO_COLUMNS = (
@@ -54,6 +62,9 @@ TODO_COLUMNS = (
 
 EVENT_COLUMNS = (
     "event_id", "todo_id", "aggregate_version", "event_type", "occurred_at", "envelope", "partition", '"offset"',
+)
+PARKED_COLUMNS = (
+    "event_id", "todo_id", "aggregate_version", "envelope", "topic", "partition", '"offset"', "parked_at", "reason",
 )
 
 
@@ -119,7 +130,12 @@ def _apply(row: dict | None, envelope: dict) -> dict:
 
 
 SMALL_BATCH = 50  # events; larger batches (replay, catching up) go through COPY
-_TODO_CONFLICT = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
+
+
+def _todo_conflict(table: str) -> str:
+    """The todo upsert: a row is only ever replaced by a newer version of itself."""
+    return ("ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
+            + f" WHERE {table}.version < EXCLUDED.version")
 
 
 @contextmanager
@@ -139,7 +155,7 @@ def _values(columns: tuple[str, ...], count: int) -> str:
 def _writes(tables: Tables, todo_rows: list[list], history: list[tuple]) -> tuple:
     """(table, staging table, columns, rows, ON CONFLICT clause) of the two upserts of a batch."""
     return (
-        (tables.todos, "projection_stage_todos", TODO_COLUMNS, todo_rows, _TODO_CONFLICT),
+        (tables.todos, "projection_stage_todos", TODO_COLUMNS, todo_rows, _todo_conflict(tables.todos)),
         (tables.events, "projection_stage_events", EVENT_COLUMNS, history, "ON CONFLICT DO NOTHING"),
     )
 
@@ -167,30 +183,104 @@ def _upsert_staged(cursor, writes: tuple) -> None:
             cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}")
 
 
-def _write_positions(cursor, tables: Tables, positions: dict, *, live: bool, applied: int, changed: dict) -> None:
-    """The partitions' next offsets, in the batch's transaction; then, live, the periodic
-    snapshot and the NOTIFY that wakes read-your-writes waiters of the changed todos."""
+def _write_positions(cursor, tables: Tables, positions: dict, *, live: bool, changed: dict) -> None:
+    """The partitions' next offsets, in the batch's transaction; then, live, the NOTIFY that
+    wakes read-your-writes waiters of the changed todos."""
     cursor.executemany(
         f"INSERT INTO {tables.offsets} (topic, partition, next_offset) VALUES (%s, %s, %s) "
         f"ON CONFLICT (topic, partition) DO UPDATE SET next_offset = "
         f"GREATEST({tables.offsets}.next_offset, EXCLUDED.next_offset)",
         [(topic, partition, offset) for (topic, partition), offset in positions.items()],
     )
-    if live:
-        _maybe_snapshot(cursor, applied=applied)
     if live and changed:
         # Wakes the read-your-writes waiters of these todos (see waiting.py).
         named = ",".join(changed) if len(changed) <= waiting.MAX_NAMED_TODOS else waiting.ANY_TODO
         cursor.execute("SELECT pg_notify(%s, %s)", [waiting.CHANNEL, named])
 
 
+class _Batch:
+    """The decisions of one batch over the locked state: what applies, what parks, what goes."""
+
+    def __init__(self, state: dict[str, dict], parked: list[tuple]):
+        self.state = state
+        self.changed: dict[str, dict] = {}
+        self.history: list[tuple] = []
+        self.rejected: list[tuple[Item, NonRetriableError]] = []
+        self.waiting: dict[tuple[str, int], list[Item]] = {}  # (todo, version) -> parked items
+        self.unparked: list[str] = []  # event ids of parked rows that applied (or were duplicates)
+        self.to_park: dict[str, tuple[Item, str]] = {}
+        for event_id, envelope, topic, partition, offset in parked:
+            envelope = _json(envelope)
+            item = Item(envelope, json.dumps(envelope), topic, partition, offset)
+            self.waiting.setdefault((envelope["aggregateId"], envelope["aggregateVersion"]), []).append(item)
+
+    def take(self, item: Item) -> None:
+        """Apply, skip, park or reject one event; after an apply, the parked events it
+        was holding up follow."""
+        while item is not None and self._take_one(item):
+            envelope = item.envelope
+            item = self._unpark(envelope["aggregateId"], envelope["aggregateVersion"])
+
+    def _take_one(self, item: Item) -> bool:
+        """True when the event applied."""
+        envelope = item.envelope
+        todo_id, version = envelope["aggregateId"], envelope["aggregateVersion"]
+        created = envelope["eventType"] == events.TODO_CREATED
+        if created != (version == 1):
+            self.rejected.append((item, ImpossibleVersionError(
+                f"todo {todo_id}: {envelope['eventType']} v{version} can never apply "
+                "(a todo starts with TodoCreated v1, and only there)")))
+            return False
+        row = self.state.get(todo_id)
+        current = row["version"] if row else 0
+        if version <= current:
+            return False  # a duplicate: already applied
+        if version > current + 1:
+            reason = f"waits for v{current + 1} (the projection has v{current})"
+            logger.warning("projection parks %s v%s: %s eventId=%s correlationId=%s", todo_id, version, reason,
+                           envelope["eventId"], envelope["correlationId"])
+            self.waiting.setdefault((todo_id, version), []).append(item)
+            self.to_park[envelope["eventId"]] = (item, reason)
+            return False
+        try:
+            self.state[todo_id] = self.changed[todo_id] = _apply(row, envelope)
+        except (ValueError, events.InvalidEventError) as exc:
+            self.rejected.append((item, events.InvalidEventError(str(exc))))
+            return False
+        self.history.append((envelope["eventId"], todo_id, version, envelope["eventType"], envelope["occurredAt"],
+                             item.json, item.partition, item.offset))
+        self._spend(todo_id, version)  # parked copies of this version are spent
+        return True
+
+    def _spend(self, todo_id: str, version: int) -> list[Item]:
+        """Remove what was parked at this version of the todo; return it, oldest first."""
+        candidates = sorted(self.waiting.pop((todo_id, version), ()), key=lambda item: (item.partition, item.offset))
+        for item in candidates:
+            event_id = item.envelope["eventId"]
+            if self.to_park.pop(event_id, None) is None:
+                self.unparked.append(event_id)  # parked in an earlier batch: its row goes
+        return candidates
+
+    def _unpark(self, todo_id: str, version: int) -> Item | None:
+        """The parked event at the todo's next version, if any (the first to arrive, by
+        position, when several claim it)."""
+        candidates = self._spend(todo_id, version + 1)
+        if candidates:
+            logger.info("projection unparks %s v%s", todo_id, version + 1)
+        return candidates[0] if candidates else None
+
+    def park_rows(self) -> list[tuple]:
+        now = timezone.now()
+        return [(event_id, item.envelope["aggregateId"], item.envelope["aggregateVersion"], item.json, item.topic,
+                 item.partition, item.offset, now, reason) for event_id, (item, reason) in self.to_park.items()]
+
+
 def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list[tuple[Item, NonRetriableError]]:
     """Apply a batch in one transaction; return the rejected items with their reasons."""
     if not items:
         return []
-    rejected: list[tuple[Item, NonRetriableError]] = []
     with transaction.atomic(), connection.cursor() as cursor:
-        with _pipeline():  # BEGIN, the lock and the read: one round trip
+        with _pipeline():  # BEGIN, the lock and the reads: one round trip
             if live:
                 cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
             # The ids as one array literal (validated UUIDs): cheaper than the driver quoting a list.
@@ -198,45 +288,59 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
             cursor.execute(f"SELECT {', '.join(TODO_COLUMNS)} FROM {tables.todos} WHERE id = ANY(%s::uuid[]) FOR UPDATE",
                            [ids])
             state = {str(values[0]): dict(zip(TODO_COLUMNS, values)) for values in cursor.fetchall()}
-        changed: dict[str, dict] = {}
-        history: list[tuple] = []
+            cursor.execute(f'SELECT event_id, envelope, topic, partition, "offset" FROM {tables.parked} '
+                           "WHERE todo_id = ANY(%s::uuid[]) FOR UPDATE", [ids])
+            batch = _Batch(state, cursor.fetchall())
         for item in items:
-            envelope = item.envelope
-            todo_id = envelope["aggregateId"]
-            row = state.get(todo_id)
-            current = row["version"] if row else 0
-            version = envelope["aggregateVersion"]
-            if version <= current:
-                continue  # a duplicate: already applied
-            if version != current + 1 or (row is None) != (envelope["eventType"] == events.TODO_CREATED):
-                error = ProjectionGapError(
-                    f"todo {todo_id}: {envelope['eventType']} v{version} does not follow v{current}"
-                )
-                logger.error("projection gap: %s eventId=%s correlationId=%s", error, envelope["eventId"],
-                             envelope["correlationId"])
-                rejected.append((item, error))
-                continue
-            try:
-                state[todo_id] = changed[todo_id] = _apply(row, envelope)
-            except (ValueError, events.InvalidEventError) as exc:
-                rejected.append((item, events.InvalidEventError(str(exc))))
-                continue
-            history.append((envelope["eventId"], todo_id, version, envelope["eventType"], envelope["occurredAt"],
-                            item.json, item.partition, item.offset))
+            batch.take(item)
         positions: dict[tuple[str, int], int] = {}
         for item in items:
             key = (item.topic, item.partition)
             positions[key] = max(positions.get(key, 0), item.offset + 1)
+        changed, history = batch.changed, batch.history
         todo_rows = [[row[c] for c in TODO_COLUMNS] for row in changed.values()]
         if len(history) <= SMALL_BATCH:
             # The trickle of a live projection: every write of the batch in one round trip.
             with _pipeline():
                 _upsert_values(cursor, _writes(tables, todo_rows, history))
-                _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
+                _write_parked(cursor, tables, batch)
+                _write_positions(cursor, tables, positions, live=live, changed=changed)
         else:
             _upsert_staged(cursor, _writes(tables, todo_rows, history))
-            _write_positions(cursor, tables, positions, live=live, applied=len(history), changed=changed)
-    return rejected
+            _write_parked(cursor, tables, batch)
+            _write_positions(cursor, tables, positions, live=live, changed=changed)
+    if live:
+        _maybe_snapshot(applied=len(history))
+    for item, error in batch.rejected:
+        logger.error("projection rejects %s eventId=%s correlationId=%s", error, item.envelope["eventId"],
+                     item.envelope["correlationId"])
+    return batch.rejected
+
+
+def _write_parked(cursor, tables: Tables, batch: _Batch) -> None:
+    rows = batch.park_rows()
+    if rows:
+        cursor.execute(f"INSERT INTO {tables.parked} ({', '.join(PARKED_COLUMNS)}) "
+                       f"VALUES {_values(PARKED_COLUMNS, len(rows))} ON CONFLICT DO NOTHING",
+                       [value for row in rows for value in row])
+    if batch.unparked:
+        cursor.execute(f"DELETE FROM {tables.parked} WHERE event_id = ANY(%s::uuid[])",
+                       ["{" + ",".join(batch.unparked) + "}"])
+
+
+def parked_count(*, tables: Tables = LIVE) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {tables.parked}")
+        return cursor.fetchone()[0]
+
+
+def parked_summary(*, tables: Tables = LIVE, limit: int = 5) -> list[str]:
+    """A line for each of the first parked events: which todo and version, and what it waits for."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT todo_id, aggregate_version, reason, topic, partition, "offset" FROM {tables.parked} '
+                       'ORDER BY partition, "offset" LIMIT %s', [limit])
+        return [f"todo {todo} v{version} at {topic}[{partition}]@{offset} {reason}"
+                for todo, version, reason, topic, partition, offset in cursor.fetchall()]
 
 
 def offsets(*, tables: Tables = LIVE) -> dict[tuple[str, int], int]:
@@ -266,25 +370,32 @@ def _parse_offsets(raw: dict) -> dict[tuple[str, int], int]:
 _applied_since_check = 0
 
 
-def _maybe_snapshot(cursor, *, applied: int) -> None:
+def _maybe_snapshot(*, applied: int) -> None:
     """Take the periodic snapshot once PROJECTION_SNAPSHOT_EVERY events were applied since the
     last one. Looked at once per 1% of that many events this process applied, not every batch:
-    the look costs two queries, and a batch of a live projection is often one event."""
+    the look costs two queries, and a batch of a live projection is often one event.
+
+    Called after the batch committed, never inside its transaction: a snapshot is its own
+    transaction (it waits for the shared lock of live applies), and a failed snapshot is
+    logged without undoing, or retrying, the batch that happened to trigger it."""
     global _applied_since_check
     every = settings.PROJECTION_SNAPSHOT_EVERY
-    if every <= 0:
+    if every <= 0 or connection.in_atomic_block:
         return
     _applied_since_check += applied
     if _applied_since_check < max(1, every // 100):
         return
     _applied_since_check = 0
-    cursor.execute(f"SELECT coalesce(sum(next_offset), 0) FROM {LIVE.offsets}")
-    position = cursor.fetchone()[0]
-    cursor.execute("SELECT offsets FROM projections_snapshot ORDER BY id DESC LIMIT 1")
-    last = cursor.fetchone()
-    last_position = sum(_json(last[0]).values()) if last else 0
-    if position - last_position >= every:
-        _write_snapshot(cursor, reason="periodic")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT coalesce(sum(next_offset), 0) FROM {LIVE.offsets}")
+            position = cursor.fetchone()[0]
+            cursor.execute("SELECT offsets FROM projections_snapshot ORDER BY id DESC LIMIT 1")
+            last = cursor.fetchone()
+        if position - (sum(_json(last[0]).values()) if last else 0) >= every:
+            take_snapshot(reason="periodic")
+    except DatabaseError:
+        logger.exception("periodic snapshot failed; the projection goes on and tries again later")
 
 
 def _write_snapshot(cursor, *, reason: str) -> int:
@@ -301,10 +412,23 @@ def _write_snapshot(cursor, *, reason: str) -> int:
                    [snapshot_id])
     cursor.execute(f"INSERT INTO projections_snapshotevent (snapshot_id, row) SELECT %s, to_jsonb(e) FROM {LIVE.events} e",
                    [snapshot_id])
-    cursor.execute("DELETE FROM projections_snapshot WHERE id NOT IN "
-                   "(SELECT id FROM projections_snapshot ORDER BY id DESC LIMIT %s)", [KEEP_SNAPSHOTS])
+    cursor.execute(f"INSERT INTO projections_snapshotparked (snapshot_id, row) SELECT %s, to_jsonb(p) FROM {LIVE.parked} p",
+                   [snapshot_id])
+    _prune_snapshots(cursor)
     logger.info("snapshot %s taken (%s) at %s", snapshot_id, reason, _offsets_json(positions))
     return snapshot_id
+
+
+def _prune_snapshots(cursor) -> None:
+    """Keep the newest KEEP_SNAPSHOTS. The copies' foreign keys have no cascade in the
+    database (Django cascades in Python), so the copies go first."""
+    cursor.execute("SELECT array_agg(id) FROM (SELECT id FROM projections_snapshot ORDER BY id DESC OFFSET %s) old",
+                   [KEEP_SNAPSHOTS])
+    old = cursor.fetchone()[0]
+    if old:
+        for table in ("projections_snapshottodo", "projections_snapshotevent", "projections_snapshotparked"):
+            cursor.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", [old])
+        cursor.execute("DELETE FROM projections_snapshot WHERE id = ANY(%s)", [old])
 
 
 def take_snapshot(*, reason: str = "on demand") -> int:
@@ -328,6 +452,8 @@ def prepare_rebuild(*, snapshot_id: int | None) -> dict[tuple[str, int], int]:
                        "FROM projections_snapshottodo WHERE snapshot_id = %s", [snapshot_id])
         cursor.execute(f"INSERT INTO {REBUILD.events} SELECT (jsonb_populate_record(NULL::{LIVE.events}, row)).* "
                        "FROM projections_snapshotevent WHERE snapshot_id = %s", [snapshot_id])
+        cursor.execute(f"INSERT INTO {REBUILD.parked} SELECT (jsonb_populate_record(NULL::{LIVE.parked}, row)).* "
+                       "FROM projections_snapshotparked WHERE snapshot_id = %s", [snapshot_id])
         cursor.execute("SELECT offsets FROM projections_snapshot WHERE id = %s", [snapshot_id])
         positions = _parse_offsets(_json(cursor.fetchone()[0]))
         cursor.executemany(f"INSERT INTO {REBUILD.offsets} (topic, partition, next_offset) VALUES (%s, %s, %s)",

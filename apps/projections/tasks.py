@@ -22,7 +22,7 @@ def run_projection_job(job_id: int) -> None:
     job = ProjectionJob.objects.get(id=job_id)
 
     def report(progress) -> None:
-        ProjectionJob.objects.filter(id=job_id).update(progress=progress.line()[:200])
+        ProjectionJob.objects.filter(id=job_id).update(progress=progress.line()[:2000])
 
     try:
         if job.kind == ProjectionJob.Kind.SNAPSHOT:
@@ -30,14 +30,14 @@ def run_projection_job(job_id: int) -> None:
             summary = f"snapshot {snapshot_id} taken"
         else:
             result = replay(from_snapshot=job.kind == ProjectionJob.Kind.REPLAY_FROM_SNAPSHOT, progress=report)
-            summary = f"replayed {result.applied:,} events in {result.elapsed_s:.1f} s" + (
-                f", {result.rejected:,} rejected" if result.rejected else "")
+            summary = "; ".join([f"replayed {result.applied:,} events in {result.elapsed_s:.1f} s",
+                                 *result.warnings()])
     except Exception as exc:
         logger.exception("projection job %s failed", job_id)
         ProjectionJob.objects.filter(id=job_id).update(
-            status=ProjectionJob.Status.FAILED, finished_at=timezone.now(), progress=f"{type(exc).__name__}: {exc}"[:200]
+            status=ProjectionJob.Status.FAILED, finished_at=timezone.now(), progress=f"{type(exc).__name__}: {exc}"[:2000]
         )
         raise
     ProjectionJob.objects.filter(id=job_id).update(
-        status=ProjectionJob.Status.SUCCEEDED, finished_at=timezone.now(), progress=summary[:200]
+        status=ProjectionJob.Status.SUCCEEDED, finished_at=timezone.now(), progress=summary[:2000]
     )

@@ -52,6 +52,11 @@ class InvalidEventError(NonRetriableError):
     """An event that breaks its schema, or of an unknown type or version: never retried."""
 
 
+class UnknownVersionError(InvalidEventError):
+    """A valid-looking event of a schema version newer than this code: a real event that an
+    older consumer cannot read (during a deploy), not garbage."""
+
+
 def _todo_created_v1_to_v2(data: dict) -> dict:
     return {**data, "priority": DEFAULT_PRIORITY, "dueDate": None}
 
@@ -99,15 +104,32 @@ def _check(name: str, instance: Any) -> None:
         raise InvalidEventError(f"{name}: {exc.message}") from None
 
 
+def _check_moments(envelope: dict) -> None:
+    """A schema pattern cannot tell 2026-02-30 or 99:99 from a real moment; PostgreSQL can, and
+    would refuse the write. Every timestamp (occurredAt, the data's *At and dueDate) must parse."""
+    moments = [("occurredAt", envelope["occurredAt"])]
+    moments += [(key, value) for key, value in envelope["data"].items()
+                if isinstance(value, str) and (key.endswith("At") or key == "dueDate")]
+    for key, value in moments:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEventError(f"{key}: {value[:40]!r} is not a real date and time") from None
+
+
 def validate(envelope: dict) -> None:
-    """Raise InvalidEventError unless `envelope` matches its envelope and data schemas."""
+    """Raise InvalidEventError unless `envelope` matches its envelope and data schemas. The
+    schemas are as strict as what the database stores: an event that passes never fails a
+    write (ids fit a bigint, timestamps are real, no NUL in text)."""
     _check("envelope", envelope)
     event_type, version = envelope["eventType"], envelope["schemaVersion"]
     if event_type not in CURRENT_VERSIONS:
         raise InvalidEventError(f"unknown eventType {event_type!r}")
     if version > CURRENT_VERSIONS[event_type]:
-        raise InvalidEventError(f"{event_type} v{version} is newer than this code knows (v{CURRENT_VERSIONS[event_type]})")
+        raise UnknownVersionError(
+            f"{event_type} v{version} is newer than this code knows (v{CURRENT_VERSIONS[event_type]})")
     _check(f"{event_type}.v{version}", envelope["data"])
+    _check_moments(envelope)
 
 
 def upcast(envelope: dict) -> dict:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from django.db import DataError
+
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
 from polystack.streaming.topics import resolve
@@ -42,6 +44,10 @@ _REBALANCE_ERRORS = {
     KafkaError._STATE,
 }
 
+
+# What a handler raises for a message that can never succeed: it goes to the DLQ. A DataError
+# (a value PostgreSQL cannot store) fails the same way on every retry.
+NON_RETRIABLE = (NonRetriableError, DataError)
 
 # How long an idle poll waits before the loop looks at its stop flag again.
 IDLE_POLL_S = 0.5
@@ -355,7 +361,7 @@ class Runner:
                     continue
                 try:
                     handle(view(raw, raw.value() if decoder is None else decoder(raw.value())))
-                except NonRetriableError as exc:
+                except NON_RETRIABLE as exc:
                     handled += valid_run
                     if first_attempt:
                         limiter.valid(valid_run)
@@ -393,14 +399,38 @@ class Runner:
         handler_rejects = list(self._handler.handle_batch(messages) or ())
         valid = len(messages) - len(handler_rejects)
         rejected += handler_rejects
-        if first_attempt:
+        if not first_attempt:
+            for message, exc in rejected:
+                self._dead_letter(message, exc)
+                dead.add((message.topic, message.partition, message.offset))
+        elif rejected:
+            self._judge_in_order(batch, rejected, dead)
+        else:
             self._limiter.valid(valid)
+        self._finish(self._positions(), valid)
+
+    def _judge_in_order(self, batch: list, rejected: list, dead: set) -> None:
+        """Count a batch's rejects against the DLQ limit in message order, as the per-message
+        path does: 899 valid messages then 101 invalid ones are 101 in a row, not 101 of a batch.
+        If the limit breaks, what came before the message that broke it is dead-lettered and
+        committed before the consumer stops (as on the per-message path), so a restart starts
+        at that message with a fresh count instead of dying on the same batch again."""
+        index = {(raw.topic(), raw.partition(), raw.offset()): i for i, raw in enumerate(batch)}
+        rejected.sort(key=lambda pair: index[(pair[0].topic, pair[0].partition, pair[0].offset)])
+        previous = -1
         for message, exc in rejected:
-            if first_attempt:
+            at = index[(message.topic, message.partition, message.offset)]
+            self._limiter.valid(at - previous - 1)
+            previous = at
+            try:
                 self._limiter.invalid()
+            except DlqLimitExceededError:
+                self._finish(self._offsets(batch[:at], errors=True), 0)
+                self._commit(dict(self._pending), wait=True)
+                raise
             self._dead_letter(message, exc)
             dead.add((message.topic, message.partition, message.offset))
-        self._finish(self._positions(), valid)
+        self._limiter.valid(len(batch) - previous - 1)
 
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():

@@ -212,3 +212,50 @@ def test_a_second_consumer_joining_splits_the_partitions_and_nothing_is_lost(top
                        timeout=60, what="all 800 messages handled")
             assert second.numbers(), "the second consumer took a share"
             wait_until(lambda: sum(committed(group, topic, 4).values()) == 800, what="every offset committed")
+
+
+class BatchRecorder(Recorder):
+    """The same, as a batch handler (like the projection): returns its rejects."""
+
+    def handle_batch(self, messages: list[Message]) -> list:
+        rejected = []
+        for message in messages:
+            try:
+                self.handle(message)
+            except NonRetriableError as exc:
+                rejected.append((message, exc))
+        return rejected
+
+
+def test_a_batch_handler_counts_rejects_in_message_order(topic_factory):
+    """One invalid message in ten, all in one batch, is 10%: no limit breaks (counting all of a
+    batch's rejects as 'in a row' stopped this consumer with '101 invalid messages in a row')."""
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n, "poison": n % 10 == 9} for n in range(1010)])
+    handler = BatchRecorder()
+    runner = Runner(definition(topic, handler, dlq=dlq, max_batch_size=2000, max_batch_time_ms=2000))
+    with Running(runner) as running:
+        wait_until(lambda: committed(runner.group_id, topic, 1)[0] == 1010, what="the whole topic committed")
+    assert running.error is None
+    assert len(handler.handled) == 909
+    assert len(consume_all(dlq, 101)) == 101
+
+
+def test_a_batch_that_breaks_the_dlq_limit_is_committed_up_to_the_break_so_a_restart_moves_on(topic_factory):
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    produce(topic, [{"n": n, "poison": True} for n in range(10)])
+    group = unique("group")
+
+    def run_once():
+        runner = Runner(ConsumerDefinition(
+            name=unique("c"), topics=(topic,), group_id=group, handler_factory=BatchRecorder, dlq_topic=dlq,
+            decoder=decode_json, dlq_limit=DlqLimit(max_consecutive=3, max_ratio=None), max_batch_time_ms=1000))
+        running = Running(runner).__enter__()
+        running.join()
+        return running.error
+
+    assert isinstance(run_once(), DlqLimitExceededError)
+    assert committed(group, topic, 1)[0] == 3, "the three dead-lettered before the break are committed"
+    assert isinstance(run_once(), DlqLimitExceededError)
+    assert committed(group, topic, 1)[0] == 6, "a restart goes on from the break, not the same batch"
+    assert len(consume_all(dlq, 10, timeout=3)) == 6

@@ -81,3 +81,28 @@ def test_new_envelopes_are_validated_before_they_exist():
             data={"todoId": str(uuid.uuid4()), "priority": "whenever", "prioritizedAt": "2026-01-01T00:00:00Z"},
             correlation_id="c", occurred_at=datetime.now(UTC), metadata=METADATA,
         )
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda e: e["data"].update(title="nul \x00 inside"), id="NUL in a title"),
+    pytest.param(lambda e: e["data"].update(description="\x00"), id="NUL in a description"),
+    pytest.param(lambda e: e.update(occurredAt="9999-99-99T99:99:99Z"), id="a moment that does not exist"),
+    pytest.param(lambda e: e["data"].update(createdAt="2026-02-30T00:00:00Z"), id="February 30th"),
+    pytest.param(lambda e: e.update(occurredAt="２０２６-01-01T00:00:00Z"), id="non-ASCII digits"),
+    pytest.param(lambda e: e.update(userId="1" * 30), id="a user id beyond bigint"),
+    pytest.param(lambda e: e["data"].update(userId="٣"), id="a non-ASCII digit as user id"),
+    pytest.param(lambda e: e.update(aggregateVersion=2**31), id="a version beyond integer"),
+    pytest.param(lambda e: e.update(correlationId="a\x00b"), id="NUL in a correlation id"),
+    pytest.param(lambda e: e.update(metadata={**METADATA, "affectedUsers": ["9" * 20]}), id="affected user beyond bigint"),
+])
+def test_values_postgresql_cannot_store_are_invalid_events(change):
+    """The schemas are as strict as the database: what passes them never fails a write."""
+    forged = envelope()
+    change(forged)
+    with pytest.raises(events.InvalidEventError):
+        events.read(forged)
+
+
+def test_an_event_newer_than_the_code_is_an_unknown_version_not_garbage():
+    with pytest.raises(events.UnknownVersionError, match="newer than this code knows"):
+        events.read(envelope(schemaVersion=9))

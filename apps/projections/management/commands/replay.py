@@ -13,7 +13,9 @@ class Command(BaseCommand):
         "tables, and swap it in when complete. Readers keep the old tables until the swap; live "
         "events arriving meanwhile are not lost.\n\n"
         "  python manage.py replay projections\n"
-        "  python manage.py replay projections --from-snapshot"
+        "  python manage.py replay projections --from-snapshot\n\n"
+        "One replay runs at a time. It refuses to swap in a rebuild that lacks real events "
+        "(rejected, or parked for a version that never came) and says which and why."
     )
 
     def add_arguments(self, parser):
@@ -35,7 +37,9 @@ class Command(BaseCommand):
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
         origin = f"snapshot {result.snapshot_id}" if result.snapshot_id else "the beginning"
+        for line in result.warnings():
+            self.stdout.write(self.style.WARNING(line))
         self.stdout.write(self.style.SUCCESS(
             f"replayed {result.applied:,} events from {origin} in {result.elapsed_s:.1f} s"
-            + (f"; {result.rejected:,} rejected (see the log)" if result.rejected else "")
+            + (f"; {result.rejected:,} messages skipped" if result.rejected else "")
         ))
