@@ -22,6 +22,10 @@ class Team(models.Model):
                                      help_text="Everyone who sees the team's todos (the owner included).")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Every event of a team todo names its members (metadata.affectedUsers, at most 10,000 by
+    # the schema): a team stays well below that.
+    MAX_MEMBERS = 1000
+
     class Meta:
         ordering = ["name", "id"]
 

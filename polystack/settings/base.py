@@ -39,6 +39,7 @@ MIDDLEWARE = [
     # Serves the admin's and the web page's static files from every role, daphne included.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "polystack.throttle.LoginThrottleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -108,6 +109,21 @@ CHANNEL_LAYERS = {
     },
 }
 
+# The shared cache: request throttles (polystack.throttle) count across every web process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.get("CACHE_KEY_PREFIX", "polystack"),
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+API_THROTTLE_RATES = {
+    "user": env.get("API_THROTTLE_USER", "1200/min"),
+    "anon": env.get("API_THROTTLE_ANON", "60/min"),
+}
+LOGIN_THROTTLE_RATE = env.get("LOGIN_THROTTLE_RATE", "10/min")
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -138,6 +154,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["polystack.throttle.UserThrottle", "polystack.throttle.AnonThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "polystack.api.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

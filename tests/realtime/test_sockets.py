@@ -109,3 +109,27 @@ def test_a_reconnecting_client_gets_what_it_missed_then_live_frames(live, user_f
     outsider.read_until(lambda f: f["type"] == "pong")
     outsider.send("x" * 5000)
     assert closed_with(outsider) == 4413
+
+
+def test_native_clients_connect_with_a_token_and_no_origin_but_cookie_sessions_need_ours(web, user_factory, client):
+    """A CLI or a mobile app sends no Origin: its token is enough. A browser's cookie session
+    from a foreign page, or with no Origin at all, is refused."""
+    user = user_factory()
+    native = Socket(web, token=token(user), origin=False)
+    native.send({"type": "ping"})
+    assert native.read_until(lambda f: f["type"] == "pong")["type"] == "pong"
+    native.close()
+
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    from websockets.sync.client import connect
+    from urllib.parse import urlsplit
+
+    url = f"ws://{urlsplit(web).netloc}/ws/todos/"
+    for origin in (None, "http://evil.example"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin=origin, additional_headers={"Cookie": cookie}, open_timeout=10)
+        assert refused.value.response.status_code == 403
+    with connect(url, origin=web, additional_headers={"Cookie": cookie}, open_timeout=10) as browser:
+        browser.send('{"type": "ping"}')
+        assert browser.recv(timeout=10) == '{"type": "pong"}'

@@ -53,7 +53,7 @@ def unread_count(user_id: int) -> int:
 
 
 class NotificationViewSet(viewsets.ViewSet):
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"
 
     @extend_schema(parameters=[OpenApiParameter("channel", str), OpenApiParameter("unread", bool),
                                OpenApiParameter("page", int), OpenApiParameter("page_size", int)])

@@ -1,4 +1,6 @@
 """Input validation and output shape of the todo API (camelCase, as the events)."""
+import re
+
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
@@ -39,9 +41,16 @@ class TodoUpdateSerializer(CommandSerializer):
         return attrs
 
 
+# A route's id: a UUID in its canonical form (a loose pattern let 36 dashes through to uuid.UUID).
+UUID_ROUTE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# A user id as events carry it: ASCII digits that fit a bigint (str.isdigit() accepts "²").
+USER_ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
 def active_user(user_id: str):
     """The active user with this id (a string, as in events), or a field error."""
-    user = get_user_model().objects.filter(pk=int(user_id) if user_id.isdigit() else None, is_active=True).first()
+    pk = int(user_id) if USER_ID.fullmatch(user_id) else None
+    user = get_user_model().objects.filter(pk=pk, is_active=True).first() if pk else None
     if user is None:
         raise serializers.ValidationError("No such user.")
     return user

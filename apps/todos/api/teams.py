@@ -12,7 +12,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.todos.api.serializers import StrictSerializer, active_user
+from apps.todos.api.serializers import UUID_ROUTE, StrictSerializer, active_user
 from apps.todos.models import Team
 
 
@@ -62,7 +62,7 @@ class MemberAddSerializer(StrictSerializer):
 
 
 class TeamViewSet(viewsets.ViewSet):
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = UUID_ROUTE
 
     def _team(self, request: Request, pk: str, *, owner: bool = False) -> Team:
         team = Team.objects.filter(id=pk, members=request.user).prefetch_related("members").first()
@@ -98,11 +98,14 @@ class TeamViewSet(viewsets.ViewSet):
         team = self._team(request, pk, owner=True)
         data = MemberAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if team.members.count() >= Team.MAX_MEMBERS:
+            return Response({"userId": [f"The team is full ({Team.MAX_MEMBERS} members)."]},
+                            status=status.HTTP_400_BAD_REQUEST)
         team.members.add(data.validated_data["user"])
         return Response(TeamSerializer(self._team(request, pk)).data)
 
     @extend_schema(responses={204: None})
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>[0-9]{1,18})")
     def remove_member(self, request: Request, pk: str, user_id: str) -> Response:
         team = self._team(request, pk, owner=True)
         if int(user_id) == team.owner_id:

@@ -45,7 +45,7 @@ def correlation_id(request: Request) -> str:
 
 
 class TodoViewSet(viewsets.ViewSet):
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    lookup_value_regex = s.UUID_ROUTE
 
     def _todo_url(self, request: Request, todo_id) -> str:
         return request.build_absolute_uri(reverse("todo-detail", kwargs={"pk": str(todo_id)}))
