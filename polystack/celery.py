@@ -3,7 +3,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "polystack.settings.production")  # local: see the Makefile
 
 app = Celery("polystack")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -167,6 +167,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "PolyStack API",
     "DESCRIPTION": "An event-driven todo service on Apache Kafka.",
     "VERSION": "0.1.0",
+    # The schema and its browsable docs are for signed-in users: they map every endpoint.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Kafka. Topic declarations live in polystack/streaming/topics.py; only what differs per

@@ -2,6 +2,7 @@
 `POST /api/notifications/{id}/read/`, and `GET`/`PUT /api/notifications/preferences/`."""
 from django.db import transaction
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -56,7 +57,8 @@ class NotificationViewSet(viewsets.ViewSet):
     lookup_value_regex = r"[0-9]{1,18}"
 
     @extend_schema(parameters=[OpenApiParameter("channel", str), OpenApiParameter("unread", bool),
-                               OpenApiParameter("page", int), OpenApiParameter("page_size", int)])
+                               OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+                   responses={200: OpenApiTypes.OBJECT})
     def list(self, request: Request) -> Response:
         """Your notifications with their delivery status; `unreadCount` counts unread in-app ones."""
         filters = NotificationFilter(data=request.query_params.dict())
@@ -72,7 +74,7 @@ class NotificationViewSet(viewsets.ViewSet):
         answer.data["unreadCount"] = unread_count(request.user.pk)
         return answer
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str) -> Response:
         """Mark one of your notifications read (idempotent)."""
@@ -86,7 +88,7 @@ class NotificationViewSet(viewsets.ViewSet):
             notification.save(update_fields=["read_at"])
         return Response({**as_json(notification), "unreadCount": unread_count(request.user.pk)})
 
-    @extend_schema(request=PreferencesSerializer)
+    @extend_schema(request=PreferencesSerializer, responses={200: PreferencesSerializer})
     @action(detail=False, methods=["get", "put"])
     def preferences(self, request: Request) -> Response:
         """Which categories reach you on which channel. PUT the entries to change."""
