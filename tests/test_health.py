@@ -70,3 +70,18 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_readyz_looks_at_its_dependencies_at_most_once_per_cache_period(client, monkeypatch):
+    """A probe in a loop opens no new PostgreSQL, Redis or Kafka client per request."""
+    from polystack import health
+
+    looks = []
+    monkeypatch.setattr(health, "CHECKS", {"kafka": lambda: looks.append(1)})
+    monkeypatch.setattr(health, "_ready", None)
+    for _ in range(20):
+        assert client.get("/readyz").status_code == 200
+    assert len(looks) == 1
+    monkeypatch.setattr(health, "READY_CACHE_S", 0)
+    client.get("/readyz")
+    assert len(looks) == 2, "looked again once the cached answer is old"

@@ -35,6 +35,7 @@ class NotificationPreference(models.Model):
 class Notification(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
+        SENDING = "sending"  # claimed by a worker until claimed_at + the lease (tasks.CLAIM_LEASE)
         SENT = "sent"
         FAILED = "failed"
 
@@ -53,6 +54,7 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

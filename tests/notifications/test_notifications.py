@@ -140,3 +140,56 @@ def test_delivery_retries_with_backoff_until_the_mail_server_answers(roles, work
     smtp.start()
     wait_until(lambda: email().status == "sent", timeout=60, what="the email sent once the server is back")
     assert len(smtp.messages) == 1
+
+
+def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactional_db, user_factory, settings):
+    """Claim (committed), send, record: a slow SMTP server holds no database lock."""
+    import threading
+    import uuid
+
+    import psycopg
+
+    from apps.notifications.models import Notification
+    from apps.notifications.tasks import deliver
+    from polystack import db
+    from tests.helpers import MailInbox, free_port
+
+    class SlowInbox(MailInbox):
+        def __init__(self, port):
+            super().__init__(port)
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        async def handle_DATA(self, server, session, envelope):
+            import asyncio
+
+            self.entered.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return await super().handle_DATA(server, session, envelope)
+
+    inbox = SlowInbox(free_port())
+    inbox.start()
+    settings.EMAIL_PORT = inbox.port
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # the test runner puts locmem here
+    row = Notification.objects.create(recipient=user_factory(email="b@example.org"), event_id=uuid.uuid4(),
+                                      event_type="TodoAssigned", category="assignment", channel="email",
+                                      todo_id=uuid.uuid4(), subject="s", body="b")
+    outcome = []
+    sender = threading.Thread(target=lambda: outcome.append(deliver.apply(args=[row.id]).get()))
+    try:
+        sender.start()
+        assert inbox.entered.wait(30)
+        with psycopg.connect(db.conninfo(), autocommit=True) as other:
+            status = other.execute("SELECT status FROM notifications_notification WHERE id = %s FOR UPDATE NOWAIT",
+                                   [row.id]).fetchone()[0]
+            assert status == "sending", "claimed, committed, and not locked while the SMTP server thinks"
+            idle = other.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                                 "AND datname = current_database()").fetchone()[0]
+            assert idle == 0
+    finally:
+        inbox.release.set()
+        sender.join(30)
+        inbox.stop()
+    assert outcome == ["sent"]
+    row.refresh_from_db()
+    assert (row.status, row.attempts, len(inbox.messages)) == ("sent", 1, 1)
