@@ -13,7 +13,8 @@ MAIL_SINK = "aiosmtpd -n -l {host}:{port} -c aiosmtpd.handlers.Debugging"
 class Command(BaseCommand):
     help = (
         "Print a Procfile that runs every role: web (daphne), Celery worker and beat, and one "
-        "process per registered consumer.\n\n"
+        "process per registered consumer. Each runs under polystack.ops.supervise, which restarts it "
+        "with backoff when it exits while the others keep serving (--no-supervise: bare commands).\n\n"
         "  python manage.py procfile > Procfile && honcho start -f Procfile"
     )
 
@@ -25,9 +26,15 @@ class Command(BaseCommand):
         parser.add_argument("--mail-sink", action="store_true",
                             help="Add a `mail` role: an SMTP server on EMAIL_HOST:EMAIL_PORT that prints what it gets "
                                  "(local development; needs aiosmtpd from requirements-dev.txt).")
+        parser.add_argument("--no-supervise", action="store_true", help="Bare commands: a role that exits stays down.")
 
-    def handle(self, *args, python: str, host: str, port: int, state_dir: str, mail_sink: bool, **options):
+    def handle(self, *args, python: str, host: str, port: int, state_dir: str, mail_sink: bool, no_supervise: bool,
+               **options):
+        lines = {}
         if mail_sink:
-            self.stdout.write(f"mail: {python} -m {MAIL_SINK.format(host=settings.EMAIL_HOST, port=settings.EMAIL_PORT)}")
-        for name, command in roles(python=python, host=host, port=port, state_dir=state_dir).items():
+            lines["mail"] = f"{python} -m {MAIL_SINK.format(host=settings.EMAIL_HOST, port=settings.EMAIL_PORT)}"
+        lines.update(roles(python=python, host=host, port=port, state_dir=state_dir))
+        for name, command in lines.items():
+            if not no_supervise:
+                command = f"{python} -m polystack.ops.supervise --name {name} -- {command}"
             self.stdout.write(f"{name}: {command}")
