@@ -25,6 +25,7 @@ from polystack.streaming.topics import TODO_EVENTS, resolve
 logger = logging.getLogger("apps.realtime")
 
 MAX_CATCHUP_EVENTS = 2000  # more than this and the client reloads its list instead
+MAX_TODO_CATCHUP_EVENTS = 500  # one todo's versions per catchup frame; ask again from the last one
 WAIT_FOR_PROJECTION_S = 5.0
 POLL_S = 0.05
 
@@ -85,6 +86,11 @@ def events_after(*, user_id: int, positions: dict[int, int]) -> tuple[list[tuple
 
 
 @database_sync_to_async
+def may_see(*, user_id: int, todo_id: str) -> bool:
+    return TodoView.objects.filter(selectors.may_see_q(user_id), id=todo_id).exists()
+
+
+@database_sync_to_async
 def todo_events_between(*, user_id: int, todo_id: str, after: int, before: int | None) -> list[tuple[dict, int, int]] | None:
     """One todo's events with after < aggregateVersion < before, or None if the user may not see it."""
     todo = TodoView.objects.filter(selectors.may_see_q(user_id), id=todo_id).first()
@@ -93,4 +99,5 @@ def todo_events_between(*, user_id: int, todo_id: str, after: int, before: int |
     events = TodoEvent.objects.filter(todo_id=todo_id, aggregate_version__gt=after)
     if before is not None:
         events = events.filter(aggregate_version__lt=before)
-    return list(events.order_by("aggregate_version").values_list("envelope", "partition", "offset"))
+    return list(events.order_by("aggregate_version").values_list("envelope", "partition", "offset")
+                [:MAX_TODO_CATCHUP_EVENTS])

@@ -17,7 +17,8 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
   client → server
     {"type": "catchup", "todoId": "...", "afterVersion": n, "beforeVersion": m}
         a gap seen in a todo's aggregateVersion (the channel layer may drop pushes): the
-        socket sends that todo's events n < version < m from the projection's history.
+        socket sends that todo's events n < version < m from the projection's history, at
+        most MAX_TODO_CATCHUP_EVENTS of them (ask again from the last one for more).
     {"type": "ping"}
 
 Frames from the client larger than MAX_FRAME_BYTES close the socket (4413).
@@ -128,6 +129,10 @@ class TodoSocket(AsyncWebsocketConsumer):
             return await self._error("catchup: todoId must be a UUID")
         if not (isinstance(after, int) and after >= 0 and (before is None or (isinstance(before, int) and before > after))):
             return await self._error("catchup: afterVersion must be an integer >= 0, beforeVersion a larger one")
+        # Authorization first: waiting for versions of a todo the user may not see would tell,
+        # by its delay, whether that todo exists.
+        if not await catchup.may_see(user_id=self.user_id, todo_id=todo_id):
+            return await self._error(f"catchup: todo {todo_id} not found")
         if before is not None:  # the missing versions exist; give the projection a moment to apply them
             await catchup.wait_for_todo(todo_id, before - 1)
         events = await catchup.todo_events_between(user_id=self.user_id, todo_id=todo_id, after=after, before=before)

@@ -24,6 +24,23 @@ def item(envelope: dict, offset: int = 0) -> store.Item:
     return store.Item(envelope=envelope, json=json.dumps(envelope), topic="t", partition=0, offset=offset)
 
 
+def in_thread(target, outcome: list) -> threading.Thread:
+    """Run `target` in a thread of its own (its own database connection); what it returns or
+    raises goes to `outcome`."""
+
+    def run():
+        try:
+            outcome.append(target())
+        except BaseException as exc:  # reported to the test
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 @pytest.fixture
 def projection(roles):
     group = unique("projection")
@@ -64,34 +81,19 @@ def test_a_stale_applier_never_puts_an_older_version_back(transactional_db):
     stream = todo_stream(user_id=1, length=3, rng=random.Random(13))
     todo_id = stream[0]["aggregateId"]
     ahead_wrote, go_on = threading.Event(), threading.Event()
-    errors = []
+    outcome = []
 
     def ahead():
-        try:
-            from django.db import transaction
+        from django.db import transaction
 
-            with transaction.atomic():
-                store.apply_items(tables=store.LIVE, items=[item(e, n) for n, e in enumerate(stream)])
-                ahead_wrote.set()
-                go_on.wait(30)
-        except BaseException as exc:  # reported to the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        with transaction.atomic():
+            store.apply_items(tables=store.LIVE, items=[item(e, n) for n, e in enumerate(stream)])
+            ahead_wrote.set()
+            go_on.wait(30)
 
-    def stale():
-        try:
-            store.apply_items(tables=store.LIVE, items=[item(stream[0], 0)])
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    first = threading.Thread(target=ahead)
-    first.start()
+    first = in_thread(ahead, outcome)
     assert ahead_wrote.wait(30)
-    second = threading.Thread(target=stale)
-    second.start()
+    second = in_thread(lambda: store.apply_items(tables=store.LIVE, items=[item(stream[0], 0)]), outcome)
     with psycopg.connect(db.conninfo(), autocommit=True) as watch:  # the stale insert waits on the row
         wait_until(lambda: watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                          "AND datname = current_database()").fetchone()[0] > 0,
@@ -99,7 +101,7 @@ def test_a_stale_applier_never_puts_an_older_version_back(transactional_db):
     go_on.set()
     first.join(30)
     second.join(30)
-    assert not errors, errors
+    assert not [o for o in outcome if isinstance(o, BaseException)], outcome
     assert TodoView.objects.get(id=todo_id).version == 3
 
 
@@ -172,16 +174,7 @@ def test_a_second_replay_is_refused_while_one_runs(projection, event_topics):
         in_progress.set()
         finish.wait(30)
 
-    def first():
-        try:
-            outcome.append(replay(batch_size=10, progress=slow_progress, progress_every_s=0))
-        except BaseException as exc:
-            outcome.append(exc)
-        finally:
-            connections.close_all()
-
-    runner = threading.Thread(target=first)
-    runner.start()
+    runner = in_thread(lambda: replay(batch_size=10, progress=slow_progress, progress_every_s=0), outcome)
     assert in_progress.wait(30)
     try:
         with pytest.raises(ReplayRunningError, match="a replay is already running since 20"):

@@ -100,6 +100,11 @@ def test_a_reconnecting_client_gets_what_it_missed_then_live_frames(live, user_f
     error = outsider.read_until(lambda f: f["type"] == "error")
     assert "not found" in error["error"]
     assert not outsider.events()
+    # A large beforeVersion makes the socket wait for the projection only once the user may see
+    # the todo: an outsider's answer comes at once (the wait is 5 s), so its delay tells nothing.
+    outsider.send({"type": "catchup", "todoId": shared, "afterVersion": 0, "beforeVersion": 10**6})
+    assert "not found" in outsider.read_until(lambda f: f["type"] == "error", timeout=3)["error"]
+    assert not outsider.events()
 
     # Malformed frames get an error and the socket stays open; an oversized one closes it.
     for bad in ("not json", "[1, 2]", {"type": "dance"}, {"type": "catchup", "todoId": "x", "afterVersion": 0}):

@@ -164,8 +164,9 @@ def test_without_a_projection_commands_answer_202_with_the_url(roles, alice, set
     assert response["Location"] == body["url"]
 
 
-def test_openapi_schema_describes_the_api(db):
-    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
+def test_openapi_schema_describes_the_api(alice_client):
+    assert APIClient().get("/api/schema/").status_code == 401, "for signed-in users only"
+    response = alice_client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert {"/api/todos/", "/api/todos/{id}/", "/api/todos/{id}/complete/", "/api/todos/{id}/events/"} <= set(paths)
