@@ -4,7 +4,8 @@ A task is told a notification id; it claims the row (pending -> sending, committ
 sends it with no transaction or lock open, then records the outcome: email over SMTP (Django's
 email framework), in-app by a live push to the recipient's sockets (the row itself is the
 in-app feed). A slow SMTP server thus holds no database row lock or connection. A worker that
-dies mid-send leaves the row `sending`; once its claim lease passed, beat queues it again. Failures are recorded on the row
+dies mid-send leaves the row `sending`; once its claim lease passed, beat queues it again.
+Failures are recorded on the row
 (attempts, last_error) and retried after 2, 4, 8 ... s, up to MAX_ATTEMPTS, then the row is
 marked failed. `redeliver_stuck` (Celery beat, every minute) queues rows never tried, left
 by a crash between the consumer's commit and its queueing.

@@ -57,7 +57,7 @@ def _only_replay() -> Iterator[None]:
     with psycopg.connect(db.conninfo(), autocommit=True, application_name=_HOLDER_PREFIX + since) as lock:
         if not lock.execute("SELECT pg_try_advisory_lock(%s)", [REPLAY_LOCK_KEY]).fetchone()[0]:
             holder = lock.execute(
-                "SELECT a.application_name, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                 "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted", [REPLAY_LOCK_KEY]).fetchone()
             started = holder[0].removeprefix(_HOLDER_PREFIX) if holder else "a moment ago"
             raise ReplayRunningError(f"a replay is already running since {started}; try again when it has finished")
@@ -95,10 +95,14 @@ class ReplayResult:
         lines = [f"skipped {self.rejected:,} messages that are not valid events (as the live projection "
                  f"does: they are in its DLQ): {'; '.join(self.skipped)}"] if self.rejected else []
         if self.retention_start:
-            starts = ", ".join(f"partition {p} at offset {o:,}" for p, o in sorted(self.retention_start.items()))
-            lines.append(f"replayed from above offset 0 because retention removed older events ({starts}): "
-                         "todos whose first events are gone cannot be rebuilt")
+            lines.append(_retention_warning(self.retention_start))
         return lines
+
+
+def _retention_warning(retention_start: dict[int, int]) -> str:
+    starts = ", ".join(f"partition {p} at offset {o:,}" for p, o in sorted(retention_start.items()))
+    return (f"replayed from above offset 0 because retention removed older events ({starts}): "
+            "todos whose first events are gone cannot be rebuilt")
 
 
 def _where(message) -> str:
@@ -143,8 +147,8 @@ def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s:
         positions = {p: max(start.get((topic, p), lows[p]), lows[p]) for p in partitions}
         # Events before the start that no snapshot holds are gone: say so.
         retention_start = {p: lows[p] for p in partitions if lows[p] > start.get((topic, p), 0)}
-        for line in ReplayResult(0, 0, None, 0, retention_start=retention_start).warnings():
-            logger.warning("replay: %s", line)
+        if retention_start:
+            logger.warning("replay: %s", _retention_warning(retention_start))
         consumer.assign([TopicPartition(topic, p, positions[p]) for p in partitions])
         counters = {"applied": 0, "rejected": 0, "done": 0, "skipped": [], "refused": []}
         last_report = 0.0

@@ -17,11 +17,12 @@ import logging
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from apps.projections import waiting
 from apps.todos import events
@@ -132,6 +133,7 @@ def _apply(row: dict | None, envelope: dict) -> dict:
 SMALL_BATCH = 50  # events; larger batches (replay, catching up) go through COPY
 
 
+@cache
 def _todo_conflict(table: str) -> str:
     """The todo upsert: a row is only ever replaced by a newer version of itself."""
     return ("ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in TODO_COLUMNS[1:])
@@ -318,11 +320,8 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
 
 
 def _write_parked(cursor, tables: Tables, batch: _Batch) -> None:
-    rows = batch.park_rows()
-    if rows:
-        cursor.execute(f"INSERT INTO {tables.parked} ({', '.join(PARKED_COLUMNS)}) "
-                       f"VALUES {_values(PARKED_COLUMNS, len(rows))} ON CONFLICT DO NOTHING",
-                       [value for row in rows for value in row])
+    """Park what waits (few rows, whatever the batch: plain INSERTs) and delete what applied."""
+    _upsert_values(cursor, ((tables.parked, None, PARKED_COLUMNS, batch.park_rows(), "ON CONFLICT DO NOTHING"),))
     if batch.unparked:
         cursor.execute(f"DELETE FROM {tables.parked} WHERE event_id = ANY(%s::uuid[])",
                        ["{" + ",".join(batch.unparked) + "}"])

@@ -135,9 +135,7 @@ class TodoSocket(AsyncWebsocketConsumer):
             return await self._error(f"catchup: todo {todo_id} not found")
         if before is not None:  # the missing versions exist; give the projection a moment to apply them
             await catchup.wait_for_todo(todo_id, before - 1)
-        events = await catchup.todo_events_between(user_id=self.user_id, todo_id=todo_id, after=after, before=before)
-        if events is None:
-            return await self._error(f"catchup: todo {todo_id} not found")
+        events = await catchup.todo_events_between(todo_id=todo_id, after=after, before=before)
         for envelope, partition, offset in events:
             await self.send(text_data=event_frame(envelope, partition, offset))
 

@@ -399,38 +399,37 @@ class Runner:
         handler_rejects = list(self._handler.handle_batch(messages) or ())
         valid = len(messages) - len(handler_rejects)
         rejected += handler_rejects
-        if not first_attempt:
-            for message, exc in rejected:
-                self._dead_letter(message, exc)
-                dead.add((message.topic, message.partition, message.offset))
-        elif rejected:
-            self._judge_in_order(batch, rejected, dead)
+        if first_attempt and not rejected:
+            self._limiter.valid(valid)  # the usual batch: nothing to order
         else:
-            self._limiter.valid(valid)
+            self._dead_letter_in_order(batch, rejected, dead, count=first_attempt)
         self._finish(self._positions(), valid)
 
-    def _judge_in_order(self, batch: list, rejected: list, dead: set) -> None:
-        """Count a batch's rejects against the DLQ limit in message order, as the per-message
-        path does: 899 valid messages then 101 invalid ones are 101 in a row, not 101 of a batch.
-        If the limit breaks, what came before the message that broke it is dead-lettered and
-        committed before the consumer stops (as on the per-message path), so a restart starts
-        at that message with a fresh count instead of dying on the same batch again."""
+    def _dead_letter_in_order(self, batch: list, rejected: list, dead: set, *, count: bool) -> None:
+        """Dead-letter a batch's rejects in message order and, on the first attempt (`count`),
+        count them against the DLQ limit as the per-message path does: one invalid message in
+        ten is not a run of invalid ones, however many a batch holds. If the limit breaks,
+        what came before the message that broke it is dead-lettered and committed before the
+        consumer stops, so a restart starts at that message with a fresh count instead of dying
+        on the same batch again."""
         index = {(raw.topic(), raw.partition(), raw.offset()): i for i, raw in enumerate(batch)}
         rejected.sort(key=lambda pair: index[(pair[0].topic, pair[0].partition, pair[0].offset)])
         previous = -1
         for message, exc in rejected:
             at = index[(message.topic, message.partition, message.offset)]
-            self._limiter.valid(at - previous - 1)
+            if count:
+                self._limiter.valid(at - previous - 1)
+                try:
+                    self._limiter.invalid()
+                except DlqLimitExceededError:
+                    self._finish(self._offsets(batch[:at], errors=True), 0)
+                    self._commit(dict(self._pending), wait=True)
+                    raise
             previous = at
-            try:
-                self._limiter.invalid()
-            except DlqLimitExceededError:
-                self._finish(self._offsets(batch[:at], errors=True), 0)
-                self._commit(dict(self._pending), wait=True)
-                raise
             self._dead_letter(message, exc)
             dead.add((message.topic, message.partition, message.offset))
-        self._limiter.valid(len(batch) - previous - 1)
+        if count:
+            self._limiter.valid(len(batch) - previous - 1)
 
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():

@@ -165,8 +165,7 @@ def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactio
             import asyncio
 
             self.entered.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(self.release.wait, 30)  # the SMTP server thinks until released
             return await super().handle_DATA(server, session, envelope)
 
     inbox = SlowInbox(free_port())

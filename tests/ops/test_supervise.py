@@ -9,12 +9,12 @@ from django.core.management import call_command
 from tests.helpers import ROOT, wait_until
 
 ROLE = """
-import pathlib, sys, time
+import pathlib, signal, sys
 starts = pathlib.Path(sys.argv[1])
 starts.write_text(starts.read_text() + "x" if starts.exists() else "x")
 if len(starts.read_text()) < 3:
     sys.exit(1)  # dies twice, as a role that meets a poison message or a missing dependency
-time.sleep(600)
+signal.pause()  # then runs until stopped, as a healthy role does
 """
 
 
