@@ -22,7 +22,8 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(events.TODO_ASSIGNED, who=ASSIGNEE, template="assigned"),
+    Rule(events.TODO_ASSIGNED, who=ASSIGNEE, template="assigned",
+         when=lambda envelope: envelope["data"]["assignedTo"] is not None),  # null: unassigned
     Rule(events.TODO_COMPLETED, who=OWNER, template="completed"),
     Rule(events.TODO_PRIORITIZED, who=ASSIGNEE, template="urgent",
          when=lambda envelope: envelope["data"]["priority"] == "urgent"),

@@ -25,7 +25,7 @@ def _remember(envelope: dict) -> TodoFacts | None:
         facts.version = version
         facts.title = data.get("title", facts.title)
         if "assignedTo" in data:
-            facts.assignee_id = int(data["assignedTo"])
+            facts.assignee_id = int(data["assignedTo"]) if data["assignedTo"] else None
         facts.save()
     return facts
 

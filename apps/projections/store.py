@@ -122,7 +122,8 @@ def _apply(row: dict | None, envelope: dict) -> dict:
     elif event_type == events.TODO_DELETED:
         row.update(deleted_at=data["deletedAt"], updated_at=data["deletedAt"])
     elif event_type == events.TODO_ASSIGNED:
-        row.update(assigned_to=int(data["assignedTo"]), updated_at=data["assignedAt"])
+        assignee = data["assignedTo"]  # None: unassigned
+        row.update(assigned_to=int(assignee) if assignee else None, updated_at=data["assignedAt"])
     elif event_type == events.TODO_PRIORITIZED:
         row.update(priority=data["priority"], updated_at=data["prioritizedAt"])
     else:  # read() lets no unknown type through; this guards a new type without a handler

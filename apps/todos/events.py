@@ -32,7 +32,7 @@ CURRENT_VERSIONS: dict[str, int] = {
     TODO_UPDATED: 1,
     TODO_COMPLETED: 1,
     TODO_DELETED: 1,
-    TODO_ASSIGNED: 1,
+    TODO_ASSIGNED: 2,
     TODO_PRIORITIZED: 1,
 }
 PRIORITIES = ("low", "medium", "high", "urgent")
@@ -65,10 +65,16 @@ def _todo_created_v2_to_v3(data: dict) -> dict:
     return {**data, "teamId": None}
 
 
+def _same_data(data: dict) -> dict:
+    """A version that only widened what the data may hold (TodoAssigned v2 allows null)."""
+    return data
+
+
 # (eventType, version) -> function lifting `data` from that version to the next one.
 UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
     (TODO_CREATED, 1): _todo_created_v1_to_v2,
     (TODO_CREATED, 2): _todo_created_v2_to_v3,
+    (TODO_ASSIGNED, 1): _same_data,
 }
 
 

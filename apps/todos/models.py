@@ -33,6 +33,24 @@ class Team(models.Model):
         return self.name
 
 
+class TeamInvitation(models.Model):
+    """An owner's invitation to join a team: nobody becomes a member (and sees the team's todos,
+    and is seen by its members) without accepting. Accepting or declining removes it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_invitations")
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "invitee"], name="todos_one_invitation_per_team")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.invitee} to {self.team}"
+
+
 class TodoState(models.Model):
     """What the write side must know to decide a command: owner, version, and the facts the
     rules look at. Not a read model."""

@@ -16,8 +16,8 @@ from apps.notifications.models import IN_APP, Notification
 from apps.notifications.tasks import as_json
 from apps.projections import selectors
 from apps.todos.api.serializers import TodoSerializer
-from apps.todos.api.teams import TeamSerializer
-from apps.todos.models import Team
+from apps.todos.api.teams import InvitationSerializer, TeamSerializer
+from apps.todos.models import Team, TeamInvitation
 
 MAX_TODOS_ON_PAGE = 1000
 
@@ -44,6 +44,8 @@ def todos(request: HttpRequest) -> HttpResponse:
         "positions": positions,
         "todos": TodoSerializer(rows, many=True).data,
         "teams": TeamSerializer(teams, many=True).data,
+        "invitations": InvitationSerializer(
+            TeamInvitation.objects.filter(invitee=user).select_related("team", "invited_by"), many=True).data,
         "people": _people(user),
         "notifications": [as_json(n) for n in notifications],
         "unreadCount": unread_count(user.pk),

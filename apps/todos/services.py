@@ -10,12 +10,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.todos import events
-from apps.todos.models import OutboxEvent, Team, TodoState
+from apps.todos.models import OutboxEvent, Team, TeamInvitation, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 OUTBOX_CHANNEL = "todos_outbox"  # NOTIFYed by the outbox table's trigger (migration 0003)
@@ -65,11 +66,17 @@ def _team_members(team_id) -> set[int]:
     return set(Team.members.through.objects.filter(team_id=team_id).values_list("user_id", flat=True))
 
 
+def _share_a_team(user_id: int, other_id: int) -> bool:
+    memberships = Team.members.through.objects
+    return memberships.filter(user_id=other_id,
+                              team_id__in=memberships.filter(user_id=user_id).values("team_id")).exists()
+
+
 def _notification_required(event_type: str, data: dict, state: TodoState, actor_id: int) -> bool:
     """Whether anybody but the actor may want to hear of it; who exactly and how is the
     notification rules' business (apps.notifications.rules)."""
     if event_type == events.TODO_ASSIGNED:
-        return int(data["assignedTo"]) != actor_id
+        return data["assignedTo"] is not None and int(data["assignedTo"]) != actor_id
     if event_type == events.TODO_COMPLETED:
         return state.owner_id != actor_id
     if event_type == events.TODO_PRIORITIZED:
@@ -253,6 +260,8 @@ def todo_assign(
     def decide(state, now, members):
         if state.team_id is not None and assignee.pk != state.owner_id and assignee.pk not in members:
             raise TodoInvalidError("assignedTo", "not a member of the todo's team")
+        if state.team_id is None and assignee.pk != state.owner_id and not _share_a_team(state.owner_id, assignee.pk):
+            raise TodoInvalidError("assignedTo", "not someone you share a team with")
         state.assigned_to_id = assignee.pk
         return [(events.TODO_ASSIGNED, {"assignedTo": str(assignee.pk), "assignedAt": events.iso(now)})]
 
@@ -273,3 +282,59 @@ def todo_prioritize(
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
                     correlation_id=correlation_id, decide=decide)
+
+
+# --- teams ---------------------------------------------------------------------------------
+# Membership decides who sees a team's todos, so it changes only with consent: the owner
+# invites, the invitee accepts or declines, a member leaves or the owner removes them. A member
+# who goes stops being the assignee of the team's todos, by events (everyone sees it happen).
+
+
+class TeamError(Exception):
+    """Base of the errors a team command can end with."""
+
+
+class TeamFullError(TeamError):
+    pass
+
+
+class TeamOwnerLeavesError(TeamError):
+    pass
+
+
+def team_invite(*, team: Team, invitee_id: int | None, actor: AbstractBaseUser) -> None:
+    """Invite a user (nothing happens for an id that is nobody, an inactive user, a member, or
+    one already invited: the answer is the same, so inviting tells nothing of who exists)."""
+    invitee = get_user_model().objects.filter(pk=invitee_id, is_active=True).first() if invitee_id else None
+    if invitee is None or team.members.filter(pk=invitee.pk).exists():
+        return
+    TeamInvitation.objects.get_or_create(team=team, invitee=invitee, defaults={"invited_by": actor})
+
+
+@transaction.atomic
+def team_accept(*, invitation: TeamInvitation) -> Team:
+    team = Team.objects.select_for_update().get(pk=invitation.team_id)  # one join at a time: the cap holds
+    if team.members.count() >= Team.MAX_MEMBERS:
+        raise TeamFullError(f"the team is full ({Team.MAX_MEMBERS} members)")
+    team.members.add(invitation.invitee_id)
+    invitation.delete()
+    return team
+
+
+@transaction.atomic
+def team_remove_member(*, team: Team, user_id: int, actor: AbstractBaseUser, correlation_id: str) -> None:
+    """A member leaves (actor == the member) or is removed by the owner: their membership goes,
+    and each team todo assigned to them is unassigned by a TodoAssigned event (assignedTo null),
+    so that they no longer see it, are no longer notified of it, and cannot complete it."""
+    if user_id == team.owner_id:
+        raise TeamOwnerLeavesError("the owner cannot leave their team")
+    team.members.remove(user_id)
+    now = timezone.now()
+    members = _team_members(team.id)
+    for state in TodoState.objects.select_for_update().filter(team=team, assigned_to_id=user_id, deleted=False):
+        before = (state.assigned_to_id,)
+        state.assigned_to_id = None
+        _append(_next_event(state=state, actor_id=actor.pk, event_type=events.TODO_ASSIGNED,
+                            data={"assignedTo": None, "assignedAt": events.iso(now)}, correlation_id=correlation_id,
+                            now=now, members=members, also_affected=before))
+        state.save()

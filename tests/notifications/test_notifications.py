@@ -4,6 +4,7 @@ import pytest
 
 from apps.notifications.models import Notification
 from polystack.streaming.topics import TODO_EVENTS, resolve
+from tests.factories import teammates
 from tests.helpers import api_client, caught_up, stop, unique, wait_until
 
 
@@ -19,7 +20,9 @@ def pipeline(roles, worker):
 
 @pytest.fixture
 def people(user_factory):
-    return {name: user_factory(username=name, email=f"{name}@example.test") for name in ("alice", "bob", "carol")}
+    people = {name: user_factory(username=name, email=f"{name}@example.test") for name in ("alice", "bob", "carol")}
+    teammates(people["alice"], people["bob"], people["carol"])  # so they may assign each other todos
+    return people
 
 
 def create(user, title: str) -> str:
@@ -89,6 +92,7 @@ def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, pe
     assert sorted(r[0] for r, _ in smtp.messages) == ["alice@example.test", "bob@example.test"]
 
     no_address = user_factory(username="no-address")  # in-app only: an email could never be sent
+    teammates(alice, no_address)
     other = create(alice, "No inbox")
     command(alice, other, "assign", {"assignedTo": str(no_address.pk)})
     wait_until(lambda: sent(no_address), what="the in-app notification")

@@ -5,6 +5,7 @@ from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apps.todos.models import Team
+from tests.factories import teammates
 from tests.helpers import api_client, unique
 from tests.realtime.wsclient import Socket, event_of
 
@@ -45,6 +46,7 @@ def test_each_user_receives_only_the_events_of_todos_they_may_see(live, user_fac
     alice, bob, carol, dave = (user_factory() for _ in range(4))
     team = Team.objects.create(name="core", owner=alice)
     team.members.add(alice, bob)
+    teammates(alice, carol, name="pair")  # so that alice may assign carol a personal todo; it holds no todo
     sockets = {user.pk: Socket(live, token=token(user)) for user in (alice, bob, carol, dave)}
 
     personal = create(alice, "personal")

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.todos.models import TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
+from tests.factories import teammates
 from tests.helpers import api_client, consume_all, unique
 
 
@@ -25,8 +26,10 @@ def alice(user_factory):
 
 
 @pytest.fixture
-def bob(user_factory):
-    return user_factory(username="bob")
+def bob(user_factory, alice):
+    bob = user_factory(username="bob")
+    teammates(alice, bob)  # alice may assign him her todos
+    return bob
 
 
 def create(client, **body):

@@ -123,3 +123,40 @@ def test_the_page_fills_a_dropped_push_and_catches_up_after_a_reconnect(system, 
     a.locator("li.todo", has_text="Gap filled").get_by_label("Gap filled", exact=True).check()
     expect(b.locator("#connection")).to_have_text("Live", timeout=15_000)
     expect(b.locator("li.todo.done", has_text="Gap filled")).to_be_visible(timeout=10_000)
+
+
+@pytest.fixture
+def alice_owns_a_team(user_factory):
+    """Alice owns a team of one; Carol exists (made before the browser starts, as above)."""
+    alice = user_factory(username="alice")
+    user_factory(username="carol")
+    team = Team.objects.create(name="Platform", owner=alice)
+    team.members.add(alice)
+
+
+def test_a_team_is_joined_by_accepting_an_invitation_on_the_page_and_left_there(roles, web, alice_owns_a_team,
+                                                                                browser):
+    """Alice invites Carol by name; Carol sees the invitation, accepts, sees the team's todo;
+    then she leaves and it is gone from her page."""
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", unique("projection"))
+    roles("runconsumer", "realtime", "--group-id", unique("realtime"))
+
+    a = sign_in(browser, web, "alice")
+    a.get_by_label("New todo").fill("Team plans")
+    a.get_by_label("Team", exact=True).select_option(label="Platform")
+    a.get_by_role("button", name="Add todo").click()
+    expect(a.locator("li.todo", has_text="Team plans")).to_be_visible()
+    a.get_by_label("Invite someone to Platform").fill("carol")
+    a.get_by_role("button", name="Invite").click()
+    expect(a.locator("#message")).to_contain_text("they are invited")
+
+    c = sign_in(browser, web, "carol")
+    expect(c.locator("li.todo", has_text="Team plans")).to_have_count(0)
+    c.get_by_role("button", name="Accept the invitation to Platform").click()
+    expect(c.locator("li.todo", has_text="Team plans")).to_be_visible(timeout=10_000)
+    expect(c.locator("#team-list")).to_contain_text("alice, carol")
+
+    c.get_by_role("button", name="Leave Platform").click()
+    expect(c.locator("li.todo", has_text="Team plans")).to_have_count(0, timeout=10_000)
+    expect(c.locator("#team-list")).not_to_contain_text("Platform")

@@ -44,7 +44,7 @@ class TodoUpdateSerializer(CommandSerializer):
 # A route's id: a UUID in its canonical form (a loose pattern let 36 dashes through to uuid.UUID).
 UUID_ROUTE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # A user id as events carry it: ASCII digits that fit a bigint (str.isdigit() accepts "²").
-USER_ID = re.compile(r"[1-9][0-9]{0,17}")
+USER_ID = re.compile(r"\A[1-9][0-9]{0,17}\Z")  # anchored: validators search
 
 
 def active_user(user_id: str):

@@ -15,7 +15,8 @@ const pending = new Map(); // todoId -> Map(version -> envelope) waiting for ear
 const askedFor = new Map(); // todoId -> time of the last catch-up request
 const positions = { ...boot.positions }; // partition -> last offset seen
 let teams = boot.teams;
-let people = boot.people;
+let invitations = boot.invitations;
+const people = boot.people;
 let notifications = boot.notifications;
 let unread = boot.unreadCount;
 
@@ -274,28 +275,45 @@ function renderTeams() {
       const form = el("form", { className: "row" });
       const id = `member-${team.id}`;
       const input = el("input", { id, name: "username", placeholder: "username", required: true });
-      form.append(el("label", { htmlFor: id, className: "sr-only", textContent: `Add a member to ${team.name}` }), input,
-        el("button", { type: "submit", textContent: "Add member" }));
+      form.append(el("label", { htmlFor: id, className: "sr-only", textContent: `Invite someone to ${team.name}` }), input,
+        el("button", { type: "submit", textContent: "Invite" }));
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         run(async () => {
-          const updated = await api("POST", `/api/teams/${team.id}/members/`, { username: input.value.trim() });
-          teams = teams.map((t) => (t.id === updated.id ? updated : t));
-          people = mergePeople(updated.members);
-          renderTeams();
-          render();
+          const answer = await api("POST", `/api/teams/${team.id}/members/`, { username: input.value.trim() });
+          form.reset();
+          say(answer.detail, "info");
         });
       });
       item.append(form);
+    } else {
+      item.append(" ", button(`Leave ${team.name}`, "Leave", () => run(async () => {
+        await api("POST", `/api/teams/${team.id}/leave/`);
+        location.reload(); // what this user may see changed: read it afresh
+      })));
     }
     return item;
   }));
+  $("#invitation-list").replaceChildren(...invitations.map((invitation) => el("li", {},
+    `${invitation.invitedBy} invites you to `, el("strong", { textContent: invitation.teamName }), " ",
+    button(`Accept the invitation to ${invitation.teamName}`, "Accept", () => run(async () => {
+      await api("POST", `/api/invitations/${invitation.id}/accept/`);
+      location.reload(); // the team's todos and people come with the page
+    })),
+    " ",
+    button(`Decline the invitation to ${invitation.teamName}`, "Decline", () => run(async () => {
+      await api("POST", `/api/invitations/${invitation.id}/decline/`);
+      invitations = invitations.filter((i) => i.id !== invitation.id);
+      renderTeams();
+    })))));
+  $("#invitations").hidden = invitations.length === 0;
 }
 
-function mergePeople(members) {
-  const byId = new Map(people.map((p) => [p.id, p]));
-  for (const m of members) byId.set(m.id, { id: m.id, username: m.username });
-  return [...byId.values()].sort((a, b) => a.username.localeCompare(b.username));
+function button(label, text, onClick) {
+  const b = el("button", { type: "button", textContent: text });
+  b.setAttribute("aria-label", label);
+  b.addEventListener("click", onClick);
+  return b;
 }
 
 // --- notifications --------------------------------------------------------------------------
