@@ -14,6 +14,7 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
         the projection lagged): reload the list over REST, then reconnect with `positions`.
     {"type": "error", "error": "..."}        a malformed frame; the socket stays open
     {"type": "pong"}
+    {"type": "reload"}    what the user may see changed (they left a team): read the list afresh
   client → server
     {"type": "catchup", "todoId": "...", "afterVersion": n, "beforeVersion": m}
         a gap seen in a todo's aggregateVersion (the channel layer may drop pushes): the
@@ -21,8 +22,11 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
         most MAX_TODO_CATCHUP_EVENTS of them (ask again from the last one for more).
     {"type": "ping"}
 
-Frames from the client larger than MAX_FRAME_BYTES close the socket (4413).
+Frames from the client larger than MAX_FRAME_BYTES close the socket (4413). A socket whose
+session or token no longer holds (logout, token deleted, user deactivated, password changed)
+closes with 4401 (apps.realtime.access).
 """
+import asyncio
 import json
 import logging
 import re
@@ -32,7 +36,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.realtime import catchup
+from apps.realtime import access, catchup
 from apps.realtime.groups import user_group
 
 logger = logging.getLogger("apps.realtime")
@@ -69,6 +73,10 @@ class TodoSocket(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.group = user_group(user.pk)
+        # What this socket signed in with, to re-check later (a token wins over the cookie).
+        token = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("token")
+        session = self.scope.get("session")
+        self.credential = ("token", token[0][:64]) if token else ("session", getattr(session, "session_key", None))
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
         query = {name: values[0] for name, values in parse_qs(self.scope.get("query_string", b"").decode("latin1")).items()}
         positions = parse_positions(query.get("after", ""))
@@ -77,12 +85,30 @@ class TodoSocket(AsyncWebsocketConsumer):
         if positions is None:
             await self._error("after: give partition:offset pairs, e.g. after=0:41,3:17")
             positions = {}
+        self.rechecks = asyncio.create_task(self._recheck_periodically())
         if "after" in query:
             await self._catch_up(positions)
 
     async def disconnect(self, code):
+        if getattr(self, "rechecks", None) is not None:
+            self.rechecks.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(access.RECHECK_S)  # the period of a check, not a wait for an effect
+            await self.auth_check({"type": access.AUTH_CHECK})
+
+    async def auth_check(self, message: dict) -> None:
+        ended = message.get("endedSession")
+        if (ended and self.credential == ("session", ended)) or not await access.credential_holds(
+                self.credential, self.user_id):
+            logger.info("user %s's socket closed: its %s no longer holds", self.user_id, self.credential[0])
+            await self.close(code=UNAUTHENTICATED)
+
+    async def access_changed(self, message: dict) -> None:
+        await self.send(text_data='{"type": "reload"}')
 
     async def _catch_up(self, positions: dict[int, int]) -> None:
         started = time.monotonic()

@@ -183,6 +183,8 @@ function connect() {
       if (!frame.complete) reloadAll();
     } else if (frame.type === "notification") {
       onNotification(frame.notification);
+    } else if (frame.type === "reload") {
+      location.reload(); // what this user may see changed (a team left): read it afresh
     } else if (frame.type === "error") {
       console.warn("socket:", frame.error);
     }

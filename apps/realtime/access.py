@@ -1,0 +1,93 @@
+"""Open sockets follow their credentials: a socket must not outlive the session or token it
+was opened with, nor keep showing a team its user has left.
+
+- After a logout, a deleted token, or a change of the user (deactivated, new password: every
+  save), the user's sockets are told `auth.check`; each re-validates its own credential (the
+  session as Django would load it, password hash included; the token and an active user) and
+  closes with 4401 when it no longer holds. A logout names the session it ends, since Django
+  flushes the session only after telling us.
+- After leaving (or losing) a team, the user's sockets send the page `{"type": "reload"}`: what
+  the user may see changed. Routing narrows by itself, by the events' metadata.
+- A socket also re-checks every RECHECK_S, the net under changes that send no signal (a
+  queryset.update(), an expired session).
+
+Messages go through the channel layer after the transaction commits; should Redis be down, the
+change itself still succeeds (and is logged), and the periodic re-check closes the sockets.
+"""
+import logging
+from importlib import import_module
+
+from asgiref.sync import async_to_sync
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user_model, user_logged_out
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from rest_framework.authtoken.models import Token
+
+from apps.realtime.groups import user_group
+from apps.todos.models import Team
+
+logger = logging.getLogger("apps.realtime")
+
+RECHECK_S = 300.0
+AUTH_CHECK = "auth.check"
+ACCESS_CHANGED = "access.changed"
+
+
+def _tell(user_id: int, message: dict) -> None:
+    def send():
+        try:
+            async_to_sync(get_channel_layer().group_send)(user_group(user_id), message)
+        except Exception as exc:  # noqa: BLE001 - the change stands; the periodic re-check follows up
+            logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
+
+    transaction.on_commit(send)
+
+
+def _on_logout(sender, request, user, **kwargs):
+    if user is not None:
+        _tell(user.pk, {"type": AUTH_CHECK, "endedSession": getattr(request.session, "session_key", None)})
+
+
+def _on_user_saved(sender, instance, created, **kwargs):
+    if not created:
+        _tell(instance.pk, {"type": AUTH_CHECK})
+
+
+def _on_token_deleted(sender, instance, **kwargs):
+    _tell(instance.user_id, {"type": AUTH_CHECK})
+
+
+def _on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
+    if action != "post_remove" or not pk_set:
+        return
+    users = [instance.pk] if reverse else pk_set  # reverse: user.teams.remove(team)
+    for user_id in users:
+        _tell(user_id, {"type": ACCESS_CHANGED})
+
+
+def connect_signals() -> None:
+    user_logged_out.connect(_on_logout, dispatch_uid="realtime-logout")
+    post_save.connect(_on_user_saved, sender=get_user_model(), dispatch_uid="realtime-user-saved")
+    post_delete.connect(_on_token_deleted, sender=Token, dispatch_uid="realtime-token-deleted")
+    m2m_changed.connect(_on_membership_changed, sender=Team.members.through, dispatch_uid="realtime-membership")
+
+
+@database_sync_to_async
+def _token_holds(key: str, user_id: int) -> bool:
+    return Token.objects.filter(key=key, user_id=user_id, user__is_active=True).exists()
+
+
+async def credential_holds(credential: tuple[str, str | None], user_id: int) -> bool:
+    """Whether the token, or the session, a socket was opened with still signs in `user_id`."""
+    kind, key = credential
+    if kind == "token":
+        return await _token_holds(key, user_id)
+    if not key:
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)  # read afresh
+    user = await get_user({"session": session})
+    return user.is_authenticated and user.pk == user_id

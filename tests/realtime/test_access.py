@@ -1,0 +1,72 @@
+"""Open sockets follow their credentials, against the real web role and Redis: logout, a
+deleted token, a deactivated user or a new password close them (4401) within seconds; leaving a
+team tells the page to reload."""
+from urllib.parse import urlsplit
+
+import pytest
+from rest_framework.authtoken.models import Token
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from apps.todos.models import Team
+from tests.realtime.test_sockets import closed_with, token
+from tests.realtime.wsclient import Socket
+
+
+def ping_ok(socket: Socket) -> None:
+    socket.send({"type": "ping"})
+    socket.read_until(lambda f: f["type"] == "pong", what="the socket still answering")
+
+
+def test_deleting_the_token_or_deactivating_the_user_closes_their_sockets(web, user_factory):
+    alice, bob = user_factory(), user_factory()
+    theirs, other = Socket(web, token=token(alice)), Socket(web, token=token(bob))
+    ping_ok(theirs)
+    Token.objects.filter(user=alice).delete()
+    assert closed_with(theirs) == 4401
+    ping_ok(other)  # nobody else's socket is touched
+
+    bob.is_active = False
+    bob.save()
+    assert closed_with(other) == 4401
+
+
+def cookie_socket(web: str, client) -> object:
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return connect(f"ws://{urlsplit(web).netloc}/ws/todos/", origin=web, additional_headers={"Cookie": cookie},
+                   open_timeout=10, legacy=True)  # closed when the test ends, as Socket does
+
+
+def closed_code(ws) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=10)
+    return closed.value.rcvd.code
+
+
+def test_logout_closes_that_sessions_sockets_and_a_new_password_closes_every_session(web, user_factory, client):
+    from django.test import Client
+
+    alice = user_factory()
+    client.force_login(alice)
+    elsewhere = Client()
+    elsewhere.force_login(alice)
+    here, there = cookie_socket(web, client), cookie_socket(web, elsewhere)
+    assert client.post("/logout/").status_code == 302
+    assert closed_code(here) == 4401
+    there.send('{"type": "ping"}')
+    assert there.recv(timeout=10) == '{"type": "pong"}', "another session of the same user stays"
+
+    alice.set_password("a whole new password")
+    alice.save()
+    assert closed_code(there) == 4401
+
+
+def test_leaving_a_team_tells_the_page_to_reload(web, user_factory):
+    alice, bob = user_factory(), user_factory()
+    team = Team.objects.create(name="t", owner=alice)
+    team.members.add(alice, bob)
+    socket = Socket(web, token=token(bob))
+    ping_ok(socket)
+    team.members.remove(bob)
+    socket.read_until(lambda f: f["type"] == "reload", what="the reload frame")
