@@ -2,6 +2,7 @@
 cache (Redis) so that every web process counts together. Over a rate: 429 with Retry-After.
 
 - The REST API: `API_THROTTLE_RATES` per signed-in user ("user") and per address ("anon").
+- WebSocket connects: `WS_CONNECT_RATE` per user (a client reconnecting in a loop).
 - Sign-in (`POST /api/auth/token/`, `/login/`, `/admin/login/`): `LOGIN_THROTTLE_RATE` per
   address and, separately, per username tried, so neither one address trying many names nor
   many addresses trying one name gets far.
@@ -52,6 +53,16 @@ class UserThrottle(_RatesFromSettings, UserRateThrottle):
 
 class AnonThrottle(_RatesFromSettings, AnonRateThrottle):
     pass
+
+
+def hit(key: str, rate: str) -> int | None:
+    """Count one event of `key` against `rate` ("30/min"); the seconds to wait when over it.
+    Lets it through (None) when the cache is unreachable."""
+    try:
+        return _hit(key, *parse_rate(rate))
+    except RedisError as exc:
+        logger.warning("throttle skipped: the cache is unreachable (%s)", exc)
+        return None
 
 
 def _hit(key: str, limit: int, period: int) -> int | None:

@@ -12,6 +12,9 @@ from apps.todos.models import Team
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 
+MAX_CATCHUP_TODOS = 10_000
+
+
 def may_see_q(user_id: int) -> Q:
     """The todos a user may see: their own, those assigned to them and their teams' todos."""
     teams = Team.members.through.objects.filter(user_id=user_id).values("team_id")
@@ -35,8 +38,14 @@ def events_after(
     """Catch-up for a live client: the envelopes of todos the user may see (deleted ones
     too, so that the client learns of the deletion) on `partitions` at Kafka positions after
     `positions` ({partition: last offset seen}; a partition not named is read from its
-    start), in partition and offset order, at most `limit`, as (envelope, partition, offset)."""
-    todos = TodoView.objects.filter(may_see_q(user_id)).values("id")
+    start), in partition and offset order, at most `limit`, as (envelope, partition, offset).
+
+    Driven by the user's todos (their ids, then the history's (todo, version) index), not by
+    position: a user with one todo reconnecting with no positions reads that todo's events, not
+    a scan of everybody's history."""
+    todos = list(TodoView.objects.filter(may_see_q(user_id)).values_list("id", flat=True)[:MAX_CATCHUP_TODOS + 1])
+    if len(todos) > MAX_CATCHUP_TODOS:  # so many that a list is no help: let the planner choose
+        todos = TodoView.objects.filter(may_see_q(user_id)).values("id")
     after = Q()
     for partition in partitions:
         after |= Q(partition=partition, offset__gt=positions.get(partition, -1))
@@ -70,11 +79,15 @@ def todo_get(*, user: AbstractBaseUser, todo_id: uuid.UUID) -> TodoView | None:
     return TodoView.objects.filter(_visible(user), id=todo_id).first()
 
 
-def todo_events(*, user: AbstractBaseUser, todo_id: uuid.UUID) -> list[dict] | None:
-    """The todo's envelopes in aggregateVersion order, or None if the user may not see it."""
+def todo_events(*, user: AbstractBaseUser, todo_id: uuid.UUID, after_version: int = 0,
+                limit: int | None = None) -> list[dict] | None:
+    """The todo's envelopes with aggregateVersion > after_version in order (at most `limit`),
+    or None if the user may not see it."""
     if todo_get(user=user, todo_id=todo_id) is None:
         return None
-    return list(TodoEvent.objects.filter(todo_id=todo_id).order_by("aggregate_version").values_list("envelope", flat=True))
+    envelopes = (TodoEvent.objects.filter(todo_id=todo_id, aggregate_version__gt=after_version)
+                 .order_by("aggregate_version").values_list("envelope", flat=True))
+    return list(envelopes if limit is None else envelopes[:limit])
 
 
 def projection_generation() -> int:

@@ -19,7 +19,6 @@ from importlib import import_module
 
 from asgiref.sync import async_to_sync
 from channels.auth import get_user
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
@@ -27,6 +26,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
+from apps.realtime.db import off_thread
 from apps.realtime.groups import user_group
 from apps.todos.models import Team
 
@@ -76,7 +76,7 @@ def connect_signals() -> None:
     m2m_changed.connect(_on_membership_changed, sender=Team.members.through, dispatch_uid="realtime-membership")
 
 
-@database_sync_to_async
+@off_thread
 def _token_holds(key: str, user_id: int) -> bool:
     return Token.objects.filter(key=key, user_id=user_id, user__is_active=True).exists()
 

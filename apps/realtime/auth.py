@@ -9,13 +9,14 @@ connect without one. A socket that does send an Origin must come from one of our
 """
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
+from apps.realtime.db import off_thread
 
-@database_sync_to_async
+
+@off_thread
 def _user_for_token(key: str):
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:

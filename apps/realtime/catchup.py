@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 
-from channels.db import database_sync_to_async
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from apps.projections import selectors
 from apps.projections.models import TodoEvent, TodoView
+from apps.realtime.db import off_thread
 from polystack.streaming import kafka
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
@@ -48,7 +48,7 @@ def _high_watermarks() -> dict[int, int]:
 async def _poll(check, *, timeout: float) -> bool:
     """Call the (synchronous, database) `check` until it holds or `timeout` passes."""
     deadline = time.monotonic() + timeout
-    while not await database_sync_to_async(check)():
+    while not await off_thread(check)():
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(POLL_S)
@@ -75,7 +75,7 @@ async def wait_for_todo(todo_id: str, version: int, *, timeout: float = WAIT_FOR
     return await _poll(lambda: TodoView.objects.filter(id=todo_id, version__gte=version).exists(), timeout=timeout)
 
 
-@database_sync_to_async
+@off_thread
 def events_after(*, user_id: int, positions: dict[int, int]) -> tuple[list[tuple[dict, int, int]], dict[int, int]]:
     """The missed events (envelope, partition, offset) and the projection's positions they
     reach (last offset applied per partition): live frames at or below those are duplicates."""
@@ -85,12 +85,12 @@ def events_after(*, user_id: int, positions: dict[int, int]) -> tuple[list[tuple
     return missed, reached
 
 
-@database_sync_to_async
+@off_thread
 def may_see(*, user_id: int, todo_id: str) -> bool:
     return TodoView.objects.filter(selectors.may_see_q(user_id), id=todo_id).exists()
 
 
-@database_sync_to_async
+@off_thread
 def todo_events_between(*, todo_id: str, after: int, before: int | None) -> list[tuple[dict, int, int]]:
     """One todo's events with after < aggregateVersion < before. Ask `may_see` first."""
     events = TodoEvent.objects.filter(todo_id=todo_id, aggregate_version__gt=after)

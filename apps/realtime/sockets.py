@@ -34,14 +34,18 @@ import time
 import uuid
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from apps.realtime import access, catchup
 from apps.realtime.groups import user_group
+from polystack import throttle
 
 logger = logging.getLogger("apps.realtime")
 
 UNAUTHENTICATED = 4401
+TOO_MANY = 4429  # like HTTP 429: connects per user over WS_CONNECT_RATE; wait and come back
 TOO_BIG = 4413  # like HTTP 413; daphne lets applications close with 1000 or 3000-4999 only
 MAX_FRAME_BYTES = 4096
 MAX_PARTITIONS = 1024
@@ -70,6 +74,13 @@ class TodoSocket(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.accept()
             await self.close(code=UNAUTHENTICATED)
+            return
+        wait = await sync_to_async(throttle.hit, thread_sensitive=False)(f"ws:connect:{user.pk}",
+                                                                         settings.WS_CONNECT_RATE)
+        if wait:
+            logger.warning("user %s connects too often: refused for %s s", user.pk, wait)
+            await self.accept()
+            await self.close(code=TOO_MANY)
             return
         self.user_id = user.pk
         self.group = user_group(user.pk)

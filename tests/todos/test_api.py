@@ -173,3 +173,16 @@ def test_openapi_schema_describes_the_api(alice_client):
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert {"/api/todos/", "/api/todos/{id}/", "/api/todos/{id}/complete/", "/api/todos/{id}/events/"} <= set(paths)
+
+
+def test_a_todos_history_comes_in_pages(pipeline, alice):
+    client = api_client(alice)
+    todo = client.post("/api/todos/", {"title": "t"}, format="json").json()["id"]
+    for n in range(4):
+        assert client.patch(f"/api/todos/{todo}/", {"title": f"t{n}"}, format="json").status_code == 200
+    first = client.get(f"/api/todos/{todo}/events/?limit=2")
+    assert [e["aggregateVersion"] for e in first.json()] == [1, 2]
+    assert first["Link"].endswith(f'/api/todos/{todo}/events/?afterVersion=2&limit=2>; rel="next"')
+    last = client.get(f"/api/todos/{todo}/events/?afterVersion=4&limit=2")
+    assert [e["aggregateVersion"] for e in last.json()] == [5] and "Link" not in last
+    assert client.get(f"/api/todos/{todo}/events/?limit=5000").status_code == 400

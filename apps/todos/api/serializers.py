@@ -67,6 +67,11 @@ class TodoPrioritizeSerializer(CommandSerializer):
     priority = serializers.ChoiceField(choices=PRIORITIES)
 
 
+class EventPageSerializer(StrictSerializer):
+    afterVersion = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False, default=500)
+
+
 class TodoFilterSerializer(StrictSerializer):
     completed = serializers.BooleanField(required=False, allow_null=True, default=None)
     priority = serializers.ChoiceField(choices=PRIORITIES, required=False)

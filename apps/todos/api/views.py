@@ -152,11 +152,23 @@ class TodoViewSet(viewsets.ViewSet):
         return self._run(request, services.todo_prioritize, todo_id=uuid.UUID(pk), priority=data["priority"],
                          expected_version=data.get("expectedVersion"))
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(parameters=[OpenApiParameter("afterVersion", int), OpenApiParameter("limit", int)],
+                   responses={200: dict})
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
-        """The todo's event envelopes, in aggregateVersion order."""
-        envelopes = selectors.todo_events(user=request.user, todo_id=uuid.UUID(pk))
+        """The todo's event envelopes after `afterVersion`, in aggregateVersion order, at most
+        `limit` (500; up to 1000) a page; `Link: <…>; rel="next"` names the next page."""
+        page = s.EventPageSerializer(data=request.query_params.dict())
+        page.is_valid(raise_exception=True)
+        after, limit = page.validated_data["afterVersion"], page.validated_data["limit"]
+        envelopes = selectors.todo_events(user=request.user, todo_id=uuid.UUID(pk), after_version=after,
+                                          limit=limit + 1)
         if envelopes is None:
             raise NotFound(f"todo {pk} not found")
-        return Response(envelopes)
+        headers = {}
+        if len(envelopes) > limit:
+            envelopes = envelopes[:limit]
+            following = request.build_absolute_uri(
+                f"{request.path}?afterVersion={envelopes[-1]['aggregateVersion']}&limit={limit}")
+            headers["Link"] = f'<{following}>; rel="next"'
+        return Response(envelopes, headers=headers)
