@@ -60,6 +60,7 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the timeout was for connecting: an idle connection stays
             with self._lock:
                 self._connections |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
@@ -72,8 +73,19 @@ class CuttableProxy:
         except OSError:
             pass
         finally:
+            # shutdown() first: close() alone leaves the other direction's thread blocked in
+            # recv(), and the upstream connection (a PostgreSQL session) open behind it.
             for sock in (source, sink):
                 try:
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                sock.close()
+            with self._lock:
+                self._connections -= {source, sink}
+
+
+def hold(seconds: float) -> None:
+    """Let an outage last this long. The duration is what such a test is about (roles must
+    outlast it), not a wait for an effect: effects are awaited with wait_until."""
+    threading.Event().wait(seconds)

@@ -22,7 +22,9 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
         most MAX_TODO_CATCHUP_EVENTS of them (ask again from the last one for more).
     {"type": "ping"}
 
-Frames from the client larger than MAX_FRAME_BYTES close the socket (4413). A socket whose
+Frames from the client larger than MAX_FRAME_BYTES close the socket (4413). When the live
+stream of the web process broke (Redis away: pushes were lost), the socket closes with 4503:
+reconnect with your positions and catch up (apps.realtime.livelink). A socket whose
 session or token no longer holds (logout, token deleted, user deactivated, password changed)
 closes with 4401 (apps.realtime.access).
 """
@@ -40,7 +42,8 @@ from django.conf import settings
 
 from apps.realtime import access, catchup
 from apps.realtime.groups import user_group
-from polystack import throttle
+from apps.realtime.livelink import RESYNC, live_link
+from polystack import outages, throttle
 
 logger = logging.getLogger("apps.realtime")
 
@@ -84,15 +87,26 @@ class TodoSocket(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.group = user_group(user.pk)
+        # A blank `after=` counts: it asks for everything (nothing seen yet).
+        query = {name: values[0] for name, values in
+                 parse_qs(self.scope.get("query_string", b"").decode("latin1"), keep_blank_values=True).items()}
         # What this socket signed in with, to re-check later (a token wins over the cookie).
-        token = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("token")
         session = self.scope.get("session")
-        self.credential = ("token", token[0][:64]) if token else ("session", getattr(session, "session_key", None))
+        self.credential = (("token", query["token"][:64]) if query.get("token")
+                           else ("session", getattr(session, "session_key", None)))
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
-        query = {name: values[0] for name, values in parse_qs(self.scope.get("query_string", b"").decode("latin1")).items()}
         positions = parse_positions(query.get("after", ""))
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception as exc:
+            if not outages.is_outage(exc):
+                raise
+            logger.warning("socket of user %s refused for now: %s", user.pk, outages.describe(exc))
+            await self.accept()
+            await self.close(code=RESYNC)  # come back in a moment
+            return
         await self.accept()
+        live_link.register(self)
         if positions is None:
             await self._error("after: give partition:offset pairs, e.g. after=0:41,3:17")
             positions = {}
@@ -101,6 +115,7 @@ class TodoSocket(AsyncWebsocketConsumer):
             await self._catch_up(positions)
 
     async def disconnect(self, code):
+        live_link.discard(self)
         if getattr(self, "rechecks", None) is not None:
             self.rechecks.cancel()
         if hasattr(self, "group"):

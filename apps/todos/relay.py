@@ -18,10 +18,10 @@ from functools import partial
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from apps.todos.services import OUTBOX_CHANNEL
-from polystack import db
+from polystack import db, outages
 from polystack.streaming import kafka
 
 logger = logging.getLogger("apps.todos.relay")
@@ -48,6 +48,13 @@ class Relay:
         self._stopping = threading.Event()
         self._known_topics: set[str] = set()
         self._overtakable = False  # a read of this pass saw a transaction in progress
+        # Rows produced and not yet acknowledged, and rows acknowledged and not yet deleted.
+        # They outlive a pass cut short by an outage: no row is read (and sent) again while it
+        # is in flight, and an acknowledged row is deleted before anything else once the
+        # database is back. That keeps "published once" true across outages.
+        self._in_flight: set[int] = set()
+        self._acked: list[int] = []
+        self._failures: list[KafkaError] = []
         self._producer = Producer(
             kafka.producer_config(
                 **{
@@ -62,6 +69,23 @@ class Relay:
         self._stopping.set()
 
     def run(self) -> None:
+        """Publish until stop(), waiting out PostgreSQL or Kafka being down (with capped
+        backoff, for as long as it takes) instead of exiting: the outbox keeps the events."""
+        wait = 0.0
+        while not self._stopping.is_set():
+            try:
+                self._run_once()
+                return
+            except Exception as exc:
+                if not outages.is_outage(exc):
+                    raise
+                wait = outages.next_wait(wait)
+                logger.warning("%s; the relay waits and tries again in %.1f s (events wait in the outbox)",
+                               outages.describe(exc), wait)
+                close_old_connections()
+                self._stopping.wait(wait)
+
+    def _run_once(self) -> None:
         """Wait to become the active relay, then publish until stop()."""
         with psycopg.connect(db.conninfo(), autocommit=True) as control:
             self._become_leader(control)
@@ -102,9 +126,9 @@ class Relay:
         is in flight and the next pass starts again from the lowest unsent id.
         """
         published_before = self.stats.published
-        in_flight: set[int] = set()
-        acked: list[int] = []
-        failures: list[KafkaError] = []
+        in_flight, acked, failures = self._in_flight, self._acked, self._failures
+        if in_flight.difference(acked):  # a pass cut short: its rows are acknowledged before any is read again
+            self._wait_for_acks(in_flight, acked, until=0)
         try:
             self._pump(in_flight, acked, failures)
         finally:
@@ -155,7 +179,7 @@ class Relay:
         missing = {row[1] for row in rows} - self._known_topics
         if not missing:
             return
-        existing = set(self._producer.list_topics(timeout=10).topics)
+        existing = set(self._producer.list_topics(timeout=10).topics)  # Kafka down: raises, and run() waits
         self._known_topics |= missing & existing
         if missing - existing:
             raise RelayError(
@@ -192,31 +216,37 @@ class Relay:
         with transaction.atomic(), connection.cursor() as cursor:
             if rows:  # the statements below must see one snapshot
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            if acked:
+            deleted = list(acked)
+            if deleted:
                 # The ids as one array literal: letting the driver quote a list of thousands of
                 # ints, one by one in Python, cost more than the DELETE itself.
                 cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s::bigint[])",
-                               ["{" + ",".join(map(str, acked)) + "}"])
-                in_flight.difference_update(acked)
-                self.stats.published += len(acked)
-                self.stats.batches += 1
-                acked.clear()
-            if not rows:
-                return []
-            if after is not None and self._overtakable:
-                cursor.execute("SELECT count(*) FROM todos_outboxevent WHERE id <= %s", [after])
-                if cursor.fetchone()[0] != len(in_flight):
-                    return []  # a late row: drain, then start again from the lowest id
-            cursor.execute(
-                "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
-                "FROM todos_outboxevent WHERE id > %s ORDER BY id LIMIT %s",
-                [after or 0, self.batch_size],
-            )
-            found = cursor.fetchall()
-            if found and not self._overtakable:
-                cursor.execute("SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))")
-                self._overtakable = cursor.fetchone()[0]
-            return found
+                               ["{" + ",".join(map(str, deleted)) + "}"])
+            found = self._read(cursor, after=after, in_flight=len(in_flight) - len(deleted)) if rows else []
+        # Only now, once the DELETE committed, are the rows no longer ours to track (should the
+        # commit fail, they are deleted again, never read and sent again).
+        if deleted:
+            in_flight.difference_update(deleted)
+            del acked[:len(deleted)]
+            self.stats.published += len(deleted)
+            self.stats.batches += 1
+        return found
+
+    def _read(self, cursor, *, after: int | None, in_flight: int) -> list[tuple]:
+        if after is not None and self._overtakable:
+            cursor.execute("SELECT count(*) FROM todos_outboxevent WHERE id <= %s", [after])
+            if cursor.fetchone()[0] != in_flight:
+                return []  # a late row: drain, then start again from the lowest id
+        cursor.execute(
+            "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
+            "FROM todos_outboxevent WHERE id > %s ORDER BY id LIMIT %s",
+            [after or 0, self.batch_size],
+        )
+        found = cursor.fetchall()
+        if found and not self._overtakable:
+            cursor.execute("SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))")
+            self._overtakable = cursor.fetchone()[0]
+        return found
 
     def _produce(self, topic, key, value, headers, callback) -> None:
         while True:

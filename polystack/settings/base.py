@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "polystack.outages.OutageMiddleware",
     # Serves the admin's and the web page's static files from every role, daphne included.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -74,6 +75,9 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     connect_timeout=env.get_int("DATABASE_CONNECT_TIMEOUT", 5),
     pool={"min_size": 1, "max_size": env.get_int("DATABASE_POOL_SIZE", 20), "timeout": 10},
 )
+# A pooled connection is tried before it is handed out (psycopg_pool's check, which Django
+# turns on with this), so after a PostgreSQL restart or a network cut nobody gets a dead one.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from django.db import DataError
+from django.db import DataError, close_old_connections
 
+from polystack import outages
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
 from polystack.streaming.topics import resolve
@@ -48,6 +49,8 @@ _REBALANCE_ERRORS = {
 # What a handler raises for a message that can never succeed: it goes to the DLQ. A DataError
 # (a value PostgreSQL cannot store) fails the same way on every retry.
 NON_RETRIABLE = (NonRetriableError, DataError)
+
+ERROR_LOG_EVERY_S = 10.0
 
 # How long an idle poll waits before the loop looks at its stop flag again.
 IDLE_POLL_S = 0.5
@@ -167,6 +170,7 @@ class Runner:
         self._dlq: Producer | None = None
         self._dlq_unflushed = False
         self._log_extra = f"consumer={definition.name} group={self.group_id}"
+        self._errors_logged: dict[int, tuple[float, int]] = {}  # error code -> (last logged, repeats since)
 
     # --- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -229,8 +233,17 @@ class Runner:
         if error.fatal():
             logger.error("fatal Kafka error: %s %s", error.str(), self._log_extra)
             self.stop()
+            return
+        # While the cluster is unreachable librdkafka reports each reconnect (every ~50 ms):
+        # say each kind of error once per ERROR_LOG_EVERY_S, with how often it came.
+        now = time.monotonic()
+        seen, repeats = self._errors_logged.get(error.code(), (0.0, 0))
+        if now - seen >= ERROR_LOG_EVERY_S:
+            again = f" (and {repeats} more like it)" if repeats else ""
+            logger.warning("Kafka error: %s%s %s", error.str(), again, self._log_extra)
+            self._errors_logged[error.code()] = (now, 0)
         else:
-            logger.warning("Kafka error: %s %s", error.str(), self._log_extra)
+            self._errors_logged[error.code()] = (seen, repeats + 1)
 
     def _on_assign(self, consumer, partitions) -> None:
         self._set_assigned(self.stats.assigned | {(p.topic, p.partition) for p in partitions})
@@ -300,15 +313,27 @@ class Runner:
         dead: set[tuple[str, int, int]] = set()  # DLQ'd in an earlier attempt of this batch
         handle_all = self._handle_batch if hasattr(self._handler, "handle_batch") else self._handle_all
         attempt = 0
+        outage_wait = 0.0
         while True:
             try:
                 handle_all(batch, dead, first_attempt=attempt == 0)
+                if outage_wait:
+                    logger.info("dependencies are back: the batch went through %s", self._log_extra)
                 break
             except (ConsumerStoppedError, Abandoned):
                 raise
             except Exception as exc:
-                attempt += 1
                 self._discard()
+                if outages.is_outage(exc):
+                    # Not the batch's fault: wait for as long as it takes, retries untouched.
+                    outage_wait = outages.next_wait(outage_wait)
+                    logger.warning("%s; the batch waits, retrying in %.1f s %s", outages.describe(exc), outage_wait,
+                                   self._log_extra)
+                    close_old_connections()  # a broken connection is replaced, not reused
+                    if self._stopping.wait(outage_wait):
+                        return  # stopping: nothing of this batch is committed; it is redelivered
+                    continue
+                attempt += 1
                 if attempt > self.definition.max_retries:
                     raise RetriesExhaustedError(
                         f"batch failed {attempt} times, last with {type(exc).__name__}: {exc}"

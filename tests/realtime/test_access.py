@@ -1,14 +1,11 @@
 """Open sockets follow their credentials, against the real web role and Redis: logout, a
 deleted token, a deactivated user or a new password close them (4401) within seconds; leaving a
 team tells the page to reload."""
-from urllib.parse import urlsplit
 
-import pytest
 from rest_framework.authtoken.models import Token
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from apps.todos.models import Team
+from tests.helpers import unique
 from tests.realtime.test_sockets import closed_with, token
 from tests.realtime.wsclient import Socket
 
@@ -31,17 +28,8 @@ def test_deleting_the_token_or_deactivating_the_user_closes_their_sockets(web, u
     assert closed_with(other) == 4401
 
 
-def cookie_socket(web: str, client) -> object:
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
-    return connect(f"ws://{urlsplit(web).netloc}/ws/todos/", origin=web, additional_headers={"Cookie": cookie},
-                   open_timeout=10, legacy=True)  # closed when the test ends, as Socket does
-
-
-def closed_code(ws) -> int:
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            ws.recv(timeout=10)
-    return closed.value.rcvd.code
+def cookie_socket(web: str, client) -> Socket:
+    return Socket(web, headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"})
 
 
 def test_logout_closes_that_sessions_sockets_and_a_new_password_closes_every_session(web, user_factory, client):
@@ -53,13 +41,12 @@ def test_logout_closes_that_sessions_sockets_and_a_new_password_closes_every_ses
     elsewhere.force_login(alice)
     here, there = cookie_socket(web, client), cookie_socket(web, elsewhere)
     assert client.post("/logout/").status_code == 302
-    assert closed_code(here) == 4401
-    there.send('{"type": "ping"}')
-    assert there.recv(timeout=10) == '{"type": "pong"}', "another session of the same user stays"
+    assert closed_with(here) == 4401
+    ping_ok(there)  # another session of the same user stays
 
     alice.set_password("a whole new password")
     alice.save()
-    assert closed_code(there) == 4401
+    assert closed_with(there) == 4401
 
 
 def test_leaving_a_team_tells_the_page_to_reload(web, user_factory):
@@ -103,3 +90,17 @@ def test_a_client_reconnecting_in_a_loop_is_refused_for_a_while(roles, user_fact
     assert closed_with(Socket(base, token=token(looping))) == 4429
     ping_ok(Socket(base, token=token(other)))
     log.close()
+
+
+def test_a_blank_after_catches_up_from_the_start(roles, web, user_factory):
+    """`?after=` (nothing seen yet) is a catch-up of everything, ending with ready; it was
+    taken for no catch-up at all, and the client waited for a ready frame that never came."""
+    from tests.realtime.test_sockets import create
+
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", unique("projection"))
+    alice = user_factory()
+    todo = create(alice, "first")
+    socket = Socket(web, token=token(alice), after={})
+    assert socket.read_until(lambda f: f["type"] == "ready")["complete"] is True
+    assert [e["aggregateId"] for e in socket.events()] == [todo]

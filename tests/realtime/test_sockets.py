@@ -1,5 +1,7 @@
 """Live pushes over /ws/todos/ against the real web role (daphne), relay, projection and
 realtime consumer, Kafka and Redis."""
+import json
+
 import pytest
 from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -29,8 +31,10 @@ def create(user, title: str, **extra) -> str:
 
 
 def closed_with(socket: Socket) -> int:
+    """The code the server closes the socket with; frames still queued before it are kept."""
     with pytest.raises(ConnectionClosed) as closed:
-        socket.ws.recv(timeout=10)
+        while True:
+            socket.frames.append(json.loads(socket.ws.recv(timeout=10)))
     return closed.value.rcvd.code
 
 
