@@ -17,7 +17,7 @@ from django.db import connection
 
 from polystack.streaming.topics import TODO_EVENTS, resolve
 from tests.faults import CuttableProxy, hold
-from tests.helpers import consume_all, free_port, unique, wait_until
+from tests.helpers import consume_all, free_port, stop, unique, wait_until
 from tests.realtime.test_sockets import closed_with, token
 from tests.realtime.wsclient import Socket
 
@@ -63,6 +63,8 @@ def system(roles, proxies, tmp_path):
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: call(base, "GET", "/healthz")[0] == 200, what="the web role")
     yield SimpleNamespace(base=base, processes=processes, logs=tmp_path)
+    for process in processes.values():  # while the proxies still carry their goodbyes
+        stop(process)
     for log in logs.values():
         log.close()
 
