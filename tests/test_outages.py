@@ -106,6 +106,20 @@ def create(system, key: str, title: str) -> str:
     return body["id"]
 
 
+def commands_during(system, key: str, todos: list[str], seconds: float) -> None:
+    """Create a todo every 10 s while the outage lasts; every role must keep running."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        todos.append(create(system, key, f"during {len(todos)}"))
+        hold(10)
+        all_running(system)
+
+
+def every_command_landed_once(system, key: str, todos: list[str], timeout: float) -> None:
+    wait_until(lambda: projected(system, key, todos), timeout=timeout, what="every todo projected")
+    published_once(len(todos))
+
+
 def test_kafka_down_for_a_minute(system, proxies, user_factory):
     key = token(user_factory())
     todos = [create(system, key, "before")]
@@ -113,15 +127,11 @@ def test_kafka_down_for_a_minute(system, proxies, user_factory):
     socket.read_until(lambda f: f["type"] == "ready")
 
     proxies.kafka.cut()
-    started = time.monotonic()
-    while time.monotonic() - started < 60:  # commands keep succeeding: the outbox holds the events
-        todos.append(create(system, key, f"during {len(todos)}"))
-        hold(10)
-        all_running(system)
+    commands_during(system, key, todos, 60)  # commands keep succeeding: the outbox holds the events
     proxies.kafka.restore()
 
-    wait_until(lambda: projected(system, key, todos), timeout=120, what="every todo projected")
-    published_once(len(todos))
+    every_command_landed_once(system, key, todos, timeout=120)
+
     def every_frame_seen(frame=None) -> bool:
         return set(todos) <= {event["aggregateId"] for event in socket.events()}
 
@@ -137,14 +147,10 @@ def test_redis_down_for_half_a_minute(system, proxies, user_factory):
     socket.read_until(lambda f: f["type"] == "event" and f["event"]["aggregateId"] == todos[0])
 
     proxies.redis.cut()
-    for n in range(3):  # the API does not need Redis (throttles let requests through meanwhile)
-        todos.append(create(system, key, f"during {n}"))
-        hold(10)
-        all_running(system)
+    commands_during(system, key, todos, 30)  # the API needs no Redis (throttles let requests through)
     proxies.redis.restore()
 
-    wait_until(lambda: projected(system, key, todos), timeout=60, what="every todo projected")
-    published_once(len(todos))
+    every_command_landed_once(system, key, todos, timeout=60)
     # Its live stream broke with Redis (pushes meanwhile were lost): the socket was told to
     # reconnect, and reconnecting from its position catches up what it missed.
     assert closed_with(socket) == 4503
@@ -180,6 +186,5 @@ def test_postgresql_down_for_half_a_minute(system, proxies, user_factory):
 
     todos.append(wait_until(accepted, timeout=60, what="commands accepted again"))
     todos.append(create(system, key, "after, again"))
-    wait_until(lambda: projected(system, key, todos), timeout=60, what="every todo projected")
-    published_once(len(todos))
+    every_command_landed_once(system, key, todos, timeout=60)
     all_running(system)
