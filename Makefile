@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= polystack.settings.local
 
-.PHONY: help venv stack-up stack-down stack-status migrate topics run test bench clean
+.PHONY: help venv stack-up stack-down stack-status migrate topics run test unit lint bench clean
 
 help:
 	@echo "make run           everything from nothing to the running system (Ctrl-C stops it)"
 	@echo "make test          everything from nothing to a passing suite"
+	@echo "make unit          the pure-logic tests and the import contract, in seconds, without the stack"
 	@echo "make bench         benchmarks; prints figures and ratios"
 	@echo "make stack-up | stack-down | stack-status   the local Kafka, PostgreSQL and Redis"
 
@@ -43,7 +44,13 @@ run: migrate topics
 	@echo "Starting every role (Ctrl-C stops them all): $$(cut -d: -f1 .stack/Procfile | tr '\n' ' ')"
 	$(VENV)/bin/honcho start -f .stack/Procfile -d .
 
-test: stack-up
+lint: venv
+	$(VENV)/bin/lint-imports --no-cache
+
+unit: lint
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest tests/unit
+
+test: lint stack-up
 	scripts/stack.sh browser
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest
 

@@ -64,7 +64,7 @@ def run() -> None:
     connection.close()
     port = free_port()
     processes = [
-        start_role("web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application", settings="bench.settings"),
+        start_role("web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apps.web.asgi:application", settings="bench.settings"),
         start_role("relay", "manage.py", "runrelay"),
         start_role("projections", "manage.py", "runconsumer", "projections", "--group-id", f"bench-commands-{port}"),
     ]

@@ -215,7 +215,7 @@ def run() -> None:
     ports = [free_port() for _ in range(WEB_PROCESSES)]
     port = ports[0]
     processes = [
-        *(start_role(f"fanout-web-{n}", "-m", "daphne", "-b", "127.0.0.1", "-p", str(p), "polystack.asgi:application")
+        *(start_role(f"fanout-web-{n}", "-m", "daphne", "-b", "127.0.0.1", "-p", str(p), "apps.web.asgi:application")
           for n, p in enumerate(ports)),
         start_role("fanout-relay", "manage.py", "runrelay"),
         start_role("fanout-projections", "manage.py", "runconsumer", "projections", "--group-id", f"bench-fan-{port}"),

@@ -6,7 +6,7 @@ import uuid
 
 from django.db import connection, transaction
 
-from apps.projections import store
+from apps.projections import services
 from bench.common import fast_envelopes, report, report_ratio
 from polystack.streaming.registry import get_consumer
 from polystack.streaming.runner import Runner, RunnerOptions
@@ -20,7 +20,7 @@ BATCH = 1000
 
 def wipe() -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(store.LIVE.all())}")
+        cursor.execute(f"TRUNCATE {', '.join(services.LIVE.all())}")
 
 
 def through_the_consumer() -> float:
@@ -52,15 +52,15 @@ def through_the_consumer() -> float:
 def raw_upserts(envelopes: list[dict]) -> float:
     rows, state = [], {}
     for envelope in envelopes:  # the row each event produces, computed up front
-        row = store._apply(state.get(envelope["aggregateId"]), envelope)
+        row = services.apply_event(state.get(envelope["aggregateId"]), envelope)
         state[envelope["aggregateId"]] = row
-        rows.append(tuple(row[c] for c in store.TODO_COLUMNS))
-    columns = ", ".join(store.TODO_COLUMNS)
-    sql = (f"INSERT INTO bench_rows ({columns}) VALUES ({', '.join(['%s'] * len(store.TODO_COLUMNS))}) "
-           f"ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in store.TODO_COLUMNS[1:]))
+        rows.append(tuple(row[c] for c in services.TODO_COLUMNS))
+    columns = ", ".join(services.TODO_COLUMNS)
+    sql = (f"INSERT INTO bench_rows ({columns}) VALUES ({', '.join(['%s'] * len(services.TODO_COLUMNS))}) "
+           f"ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in services.TODO_COLUMNS[1:]))
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_rows")
-        cursor.execute(f"CREATE TABLE bench_rows (LIKE {store.LIVE.todos} INCLUDING ALL)")
+        cursor.execute(f"CREATE TABLE bench_rows (LIKE {services.LIVE.todos} INCLUDING ALL)")
     started = time.perf_counter()
     for i in range(0, len(rows), BATCH):
         with transaction.atomic(), connection.cursor() as cursor:

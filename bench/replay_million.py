@@ -5,7 +5,7 @@ import time
 
 from django.db import connection
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.replay import replay
 from bench.common import fast_envelopes, report
 from polystack.streaming.topics import TODO_EVENTS, resolve
@@ -23,7 +23,7 @@ def run() -> None:
         # Each chunk is its own set of todos (seeded apart), so every stream stays gap-free.
         publish(topic, fast_envelopes(min(CHUNK, total - start), todos=TODOS_PER_CHUNK, seed=start + 1))
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(store.LIVE.all())}")
+        cursor.execute(f"TRUNCATE {', '.join(services.LIVE.all())}")
     started = time.perf_counter()
     last = [0.0]
 

@@ -9,8 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projections.models import TodoView
-from apps.todos.api.serializers import TodoCreateSerializer, TodoSerializer
-from polystack.urls import urlpatterns as project_urls
+from apps.projections.api.serializers import TodoSerializer
+from apps.todos.api.serializers import TodoCreateSerializer
+from apps.web.urls import urlpatterns as project_urls
 
 
 class PlainCreate(APIView):

@@ -1,5 +1,6 @@
 """Fixtures over the real local stack (scripts/stack.sh up): one broker for the whole session."""
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -7,8 +8,18 @@ from polystack.streaming import kafka
 from tests import helpers
 
 
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def _needs_the_stack(session) -> bool:
+    """tests/unit/ is pure logic and runs without Kafka, PostgreSQL or Redis (`make unit`)."""
+    return any(UNIT not in Path(item.path).parents for item in session.items)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _stack_is_up():
+def _stack_is_up(request):
+    if not _needs_the_stack(request.session):
+        return
     try:
         kafka.check_reachable(timeout=10)
     except kafka.KafkaUnreachableError as exc:
@@ -16,9 +27,13 @@ def _stack_is_up():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_projection_watcher(django_db_setup):
+def _stop_projection_watcher(request):
     """The read-your-writes listener holds a connection to the test database: close it before
     pytest-django drops that database."""
+    if not _needs_the_stack(request.session):
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
     yield
     from apps.projections.waiting import watcher
 

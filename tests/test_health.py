@@ -46,7 +46,7 @@ def test_readyz_answers_503_naming_what_is_unreachable():
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "polystack.asgi:application"],
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apps.web.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

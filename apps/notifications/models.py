@@ -8,13 +8,14 @@ consumer's progress.
 from django.conf import settings
 from django.db import models
 
+from apps.todos.audience import CATEGORY_LABELS
+
 EMAIL = "email"
 IN_APP = "in_app"
 CHANNELS = [(EMAIL, "Email"), (IN_APP, "In-app")]
 
 # The categories people can switch on and off: those of the events that notify (metadata.category).
-CATEGORIES = [("assignment", "Assigned to you"), ("completed", "Your todo completed by someone else"),
-              ("priority", "A todo of yours made urgent")]
+CATEGORIES = list(CATEGORY_LABELS.items())
 
 
 class NotificationPreference(models.Model):

@@ -6,10 +6,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from apps.notifications import rules
-from apps.notifications.models import CHANNELS, EMAIL, Notification, NotificationPreference, TodoFacts
-from apps.todos import events
+from apps.notifications import rules, selectors
+from apps.notifications.models import EMAIL, Notification, NotificationPreference, TodoFacts
+from apps.todos import audience, events
 
 
 def _remember(envelope: dict) -> TodoFacts | None:
@@ -30,26 +31,6 @@ def _remember(envelope: dict) -> TodoFacts | None:
     return facts
 
 
-def _recipient(rule: rules.Rule, envelope: dict, facts: TodoFacts) -> int | None:
-    if rule.who == rules.OWNER:
-        return int(envelope["userId"])
-    assignee = envelope["data"].get("assignedTo")  # the event's own word first, then the facts
-    return int(assignee) if assignee else facts.assignee_id
-
-
-def switched_off(user_id: int, category: str | None = None) -> set[tuple[str, str]]:
-    """The (category, channel) pairs the user turned off (everything else is on)."""
-    choices = NotificationPreference.objects.filter(user_id=user_id, enabled=False)
-    if category is not None:
-        choices = choices.filter(category=category)
-    return set(choices.values_list("category", "channel"))
-
-
-def enabled_channels(user_id: int, category: str) -> list[str]:
-    off = switched_off(user_id, category)
-    return [channel for channel, _ in CHANNELS if (category, channel) not in off]
-
-
 def _render(template: str, context: dict) -> tuple[str, str, str]:
     subject = render_to_string(f"notifications/{template}.subject.txt", context).strip()
     return (" ".join(subject.split())[:200], render_to_string(f"notifications/{template}.txt", context),
@@ -68,25 +49,42 @@ def notify(envelope: dict) -> list[int]:
     actor_id = int(metadata["actorId"]) if metadata["actorId"] else None
     actor = users.filter(pk=actor_id).first()
     to_deliver = []
-    for rule in rules.matching(envelope):
-        recipient_id = _recipient(rule, envelope, facts)
-        recipient = users.filter(pk=recipient_id, is_active=True).first() if recipient_id else None
-        if recipient is None or recipient_id == actor_id:
+    for rule, recipient_id in audience.notified(envelope, actor_id=actor_id, assignee_id=facts.assignee_id):
+        recipient = users.filter(pk=recipient_id, is_active=True).first()
+        if recipient is None:
             continue
         context = {
             "recipient": recipient, "actor": actor, "title": facts.title, "event": envelope,
             "url": f"{settings.PUBLIC_BASE_URL}/todos/#todo-{envelope['aggregateId']}",
         }
-        subject, body, body_html = _render(rule.template, context)
-        for channel in enabled_channels(recipient_id, metadata["category"]):
+        subject, body, body_html = _render(rules.TEMPLATES[rule.category], context)
+        for channel in selectors.enabled_channels(user_id=recipient_id, category=rule.category):
             if channel == EMAIL and not recipient.email:
                 continue  # nowhere to send it: no row that could only fail
             notification, _ = Notification.objects.get_or_create(
                 event_id=uuid.UUID(envelope["eventId"]), recipient=recipient, channel=channel,
-                defaults={"event_type": envelope["eventType"], "category": metadata["category"],
+                defaults={"event_type": envelope["eventType"], "category": rule.category,
                           "todo_id": uuid.UUID(envelope["aggregateId"]), "subject": subject, "body": body,
                           "body_html": body_html},
             )
             if notification.status == Notification.Status.PENDING:
                 to_deliver.append(notification.id)
     return to_deliver
+
+
+def notification_mark_read(*, user_id: int, notification_id: int) -> Notification | None:
+    """Mark one of the user's notifications read (idempotent); None when it is not theirs."""
+    notification = selectors.notification_get(user_id=user_id, notification_id=notification_id)
+    if notification is not None and notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+@transaction.atomic
+def preferences_set(*, user_id: int, choices: list[dict]) -> None:
+    """Record the user's choices, each {category, channel, enabled}."""
+    for choice in choices:
+        NotificationPreference.objects.update_or_create(
+            user_id=user_id, category=choice["category"], channel=choice["channel"],
+            defaults={"enabled": choice["enabled"]})

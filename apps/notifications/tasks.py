@@ -24,8 +24,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.notifications.api.serializers import notification_json
 from apps.notifications.models import EMAIL, Notification
-from apps.realtime.groups import user_group
+from polystack.live import user_group
 
 logger = logging.getLogger("apps.notifications")
 
@@ -34,18 +35,6 @@ BACKOFF_BASE_S = 2
 BACKOFF_MAX_S = 300
 STUCK_AFTER = timedelta(minutes=2)
 CLAIM_LEASE = timedelta(minutes=5)  # longer than any send (EMAIL_TIMEOUT is 10 s)
-
-
-def as_json(notification: Notification) -> dict:
-    """The shape of a notification in the API and in WebSocket frames."""
-    return {
-        "id": notification.id, "eventId": str(notification.event_id), "eventType": notification.event_type,
-        "category": notification.category, "channel": notification.channel, "todoId": str(notification.todo_id),
-        "subject": notification.subject, "body": notification.body, "status": notification.status,
-        "attempts": notification.attempts, "lastError": notification.last_error,
-        "createdAt": notification.created_at.isoformat().replace("+00:00", "Z"),
-        "readAt": notification.read_at.isoformat().replace("+00:00", "Z") if notification.read_at else None,
-    }
 
 
 def _send(notification: Notification) -> None:
@@ -60,7 +49,7 @@ def _send(notification: Notification) -> None:
         message.send()
     else:
         notification.status = Notification.Status.SENT  # as the socket will show it
-        frame = json.dumps({"type": "notification", "notification": as_json(notification)})
+        frame = json.dumps({"type": "notification", "notification": notification_json(notification)})
         async_to_sync(get_channel_layer().group_send)(
             user_group(notification.recipient_id), {"type": "notification.new", "frame": frame})
 

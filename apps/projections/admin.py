@@ -4,19 +4,7 @@ from django.db import transaction
 
 from apps.projections.models import ParkedEvent, ProjectionJob, Snapshot, TodoEvent, TodoView
 from apps.projections.tasks import run_projection_job
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The projection is written by its consumer only; the admin looks."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from polystack.admin import ReadOnlyAdmin
 
 
 @admin.register(TodoView)

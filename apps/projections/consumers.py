@@ -4,7 +4,7 @@ import logging
 
 from django.db import DataError
 
-from apps.projections import store
+from apps.projections import services
 from apps.todos import events
 from polystack.streaming import topics
 from polystack.streaming.registry import Message, NonRetriableError, consumer
@@ -17,12 +17,12 @@ class RefusedByDatabaseError(NonRetriableError):
     Schemas are meant to be as strict as the database; this is the net under them."""
 
 
-def apply_or_isolate(*, tables: store.Tables, items: list[store.Item], live: bool = True) -> list:
+def apply_or_isolate(*, tables: services.Tables, items: list[services.Item], live: bool = True) -> list:
     """Apply a batch; when the database refuses it (DataError: a value it cannot store), apply
     the items one by one so that only the offending ones are rejected. A DataError is never
     worth a retry: the same bytes fail the same way."""
     try:
-        return store.apply_items(tables=tables, items=items, live=live)
+        return services.apply_items(tables=tables, items=items, live=live)
     except DataError as exc:
         if len(items) == 1:
             logger.error("the database refuses eventId=%s: %s", items[0].envelope.get("eventId"), exc)
@@ -30,11 +30,11 @@ def apply_or_isolate(*, tables: store.Tables, items: list[store.Item], live: boo
     return [pair for item in items for pair in apply_or_isolate(tables=tables, items=[item], live=live)]
 
 
-def to_item(message: Message) -> store.Item:
-    """Validate and upcast one message into what the store applies (raises InvalidEventError)."""
+def to_item(message: Message) -> services.Item:
+    """Validate and upcast one message into what apps.projections.services applies (raises InvalidEventError)."""
     envelope = events.read(message.payload)
     text = message.value.decode() if envelope is message.payload else None
-    return store.Item(
+    return services.Item(
         envelope=envelope,
         json=text if text is not None else json.dumps(envelope),
         topic=message.topic,
@@ -64,8 +64,8 @@ class TodoProjection:
                 items.append(to_item(message))
             except NonRetriableError as exc:
                 rejected.append((message, exc))
-        applied = apply_or_isolate(tables=store.LIVE, items=items)
+        applied = apply_or_isolate(tables=services.LIVE, items=items)
         # An event parked in an earlier batch that fails when it finally applies has no message
-        # left to dead-letter (its offset was committed long ago): the store logged it.
+        # left to dead-letter (its offset was committed long ago): services.apply_items logged it.
         rejected += [(item.source, error) for item, error in applied if item.source is not None]
         return rejected

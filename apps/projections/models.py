@@ -1,7 +1,7 @@
 """The read side: tables maintained from `todo-events` by `runconsumer projections`.
 
 Every table here can be dropped and rebuilt from the events (`manage.py replay projections`).
-They are written only by apps.projections.store, in raw SQL, so that the same code can fill
+They are written only by apps.projections.services, in raw SQL, so that the same code can fill
 the live tables or a rebuild beside them.
 """
 from django.conf import settings

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from django.db import connection, transaction
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.consumers import apply_or_isolate, to_item
 from apps.projections.models import Snapshot
 from apps.todos.events import UnknownVersionError
@@ -133,7 +133,7 @@ def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s:
         snapshot = Snapshot.objects.order_by("-id").first()
         if snapshot is None:
             raise ReplayError("there is no snapshot yet; take one with `manage.py snapshot projections`")
-    start = store.prepare_rebuild(snapshot_id=snapshot.pk if snapshot else None)
+    start = services.prepare_rebuild(snapshot_id=snapshot.pk if snapshot else None)
     topic = resolve(TODO_EVENTS)
 
     consumer = Consumer(kafka.base_config(**{
@@ -165,12 +165,12 @@ def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s:
         _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("rebuilding", total))
 
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [store.LOCK_KEY])  # live applies wait
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [services.LOCK_KEY])  # live applies wait
             targets = _ends(consumer, topic, partitions)
             total = counters["done"] + _remaining(positions, targets)
             _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("catching up", total))
             _refuse_if_incomplete(counters)
-            store.swap_in_rebuild(cursor)
+            services.swap_in_rebuild(cursor)
         report("swapped", counters["done"], force=True)
     finally:
         consumer.close()
@@ -179,14 +179,14 @@ def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s:
 
 
 def _refuse_if_incomplete(counters: dict) -> None:
-    refused, parked = counters["refused"], store.parked_count(tables=store.REBUILD)
+    refused, parked = counters["refused"], services.parked_count(tables=services.REBUILD)
     if not refused and not parked:
         return
-    reasons = refused[:MAX_LISTED] + store.parked_summary(tables=store.REBUILD, limit=MAX_LISTED)
+    reasons = refused[:MAX_LISTED] + services.parked_summary(tables=services.REBUILD, limit=MAX_LISTED)
     raise ReplayRefusedError(
         f"the rebuild is not swapped in: {len(refused):,} events were rejected and {parked:,} wait for versions "
         f"that never came, so the rebuilt tables would lack them (the live tables are unchanged; the rebuild is "
-        f"left in {store.REBUILD.todos} and its neighbours to look at). First: " + "; ".join(reasons))
+        f"left in {services.REBUILD.todos} and its neighbours to look at). First: " + "; ".join(reasons))
 
 
 def _watermarks(topic: str, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
@@ -233,7 +233,7 @@ def _consume_until(consumer, topic: str, positions: dict[int, int], targets: dic
                 if len(counters["skipped"]) < MAX_LISTED:
                     counters["skipped"].append(f"{_where(message)} {exc}"[:300])
                 logger.warning("replay skips %s: %s", _where(message), exc)
-        rejected = apply_or_isolate(tables=store.REBUILD, items=items, live=False)
+        rejected = apply_or_isolate(tables=services.REBUILD, items=items, live=False)
         counters["refused"] += [f"{item.topic}[{item.partition}]@{item.offset} {error}" for item, error in rejected]
         counters["applied"] += len(items) - len(rejected)
         pending = {p for p in pending if positions[p] < targets[p]}

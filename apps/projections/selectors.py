@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from apps.projections.models import ProjectionOffset, TodoEvent, TodoView
 from apps.projections.waiting import watcher
-from apps.todos.models import Team
+from apps.todos.audience import may_see_q as _may_see_q
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 
@@ -16,9 +16,8 @@ MAX_CATCHUP_TODOS = 10_000
 
 
 def may_see_q(user_id: int) -> Q:
-    """The todos a user may see: their own, those assigned to them and their teams' todos."""
-    teams = Team.members.through.objects.filter(user_id=user_id).values("team_id")
-    return Q(user_id=user_id) | Q(assigned_to=user_id) | Q(team_id__in=teams)
+    """The read rows of the todos a user may see (apps.todos.audience)."""
+    return _may_see_q(user_id, owner="user_id", assignee="assigned_to", team="team_id")
 
 
 def _visible(user: AbstractBaseUser) -> Q:

@@ -4,7 +4,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.models import ProjectionJob
 from apps.projections.replay import replay
 
@@ -26,7 +26,7 @@ def run_projection_job(job_id: int) -> None:
 
     try:
         if job.kind == ProjectionJob.Kind.SNAPSHOT:
-            snapshot_id = store.take_snapshot(reason="on demand")
+            snapshot_id = services.take_snapshot(reason="on demand")
             summary = f"snapshot {snapshot_id} taken"
         else:
             result = replay(from_snapshot=job.kind == ProjectionJob.Kind.REPLAY_FROM_SNAPSHOT, progress=report)

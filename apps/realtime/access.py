@@ -27,7 +27,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
 from apps.realtime.db import off_thread
-from apps.realtime.groups import user_group
+from polystack.live import user_group
 from apps.todos.models import Team
 
 logger = logging.getLogger("apps.realtime")

@@ -13,7 +13,7 @@ import json
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from apps.realtime.groups import user_group
+from polystack.live import user_group
 from apps.realtime.sockets import event_frame
 from apps.todos import events
 from polystack.streaming import topics

@@ -41,7 +41,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.realtime import access, catchup
-from apps.realtime.groups import user_group
+from polystack.live import user_group
 from apps.realtime.livelink import RESYNC, live_link
 from polystack import outages, throttle
 

@@ -1,8 +1,8 @@
 """Admin: teams; the outbox (what waits for the relay) and the write-side state, read-only."""
 from django.contrib import admin
 
-from apps.projections.admin import ReadOnlyAdmin
 from apps.todos.models import OutboxEvent, Team, TodoState
+from polystack.admin import ReadOnlyAdmin
 
 
 @admin.register(OutboxEvent)

@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.todos import events
+from apps.todos import audience, events
 from apps.todos.models import OutboxEvent, Team, TeamInvitation, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
@@ -72,24 +72,15 @@ def _share_a_team(user_id: int, other_id: int) -> bool:
                               team_id__in=memberships.filter(user_id=user_id).values("team_id")).exists()
 
 
-def _notification_required(event_type: str, data: dict, state: TodoState, actor_id: int) -> bool:
-    """Whether anybody but the actor may want to hear of it; who exactly and how is the
-    notification rules' business (apps.notifications.rules)."""
-    if event_type == events.TODO_ASSIGNED:
-        return data["assignedTo"] is not None and int(data["assignedTo"]) != actor_id
-    if event_type == events.TODO_COMPLETED:
-        return state.owner_id != actor_id
-    if event_type == events.TODO_PRIORITIZED:
-        return data["priority"] == "urgent" and state.assigned_to_id not in (None, actor_id)
-    return False
-
-
-def _next_event(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str,
-                now: datetime, members: set[int], also_affected: tuple = ()) -> dict:
-    """The todo's next event (its version bumped). Its metadata names everyone who may see the
-    todo (owner, assignee, the team's `members`, and `also_affected`, e.g. a former assignee):
-    the realtime and notification consumers route by it."""
+def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str,
+             now: datetime, members: set[int], also_affected: tuple = ()) -> dict:
+    """Move the todo's state to its next version and return the event that records the step.
+    Its metadata names everyone who may see the todo (owner, assignee, the team's `members`, and
+    `also_affected`, e.g. a former assignee): the realtime and notification consumers route by
+    it; and whether the notification rules tell anyone (apps.todos.audience)."""
     state.version += 1
+    told = audience.notified({"eventType": event_type, "userId": str(state.owner_id), "data": data},
+                             actor_id=actor_id, assignee_id=state.assigned_to_id)
     affected = {state.owner_id, state.assigned_to_id, *members, *also_affected} - {None}
     envelope = events.new_envelope(
         event_type=event_type,
@@ -100,7 +91,7 @@ def _next_event(*, state: TodoState, actor_id: int, event_type: str, data: dict,
         correlation_id=correlation_id,
         occurred_at=now,
         metadata={
-            "notificationRequired": _notification_required(event_type, data, state, actor_id),
+            "notificationRequired": bool(told),
             "affectedUsers": [str(user_id) for user_id in sorted(affected)],
             "category": events.CATEGORIES[event_type],
             "actorId": str(actor_id),
@@ -135,15 +126,24 @@ def _load_for_command(
     # Not .first(): its ORDER BY costs the ORM more than the whole statement costs PostgreSQL.
     state = next(iter(TodoState.objects.select_for_update().filter(id=todo_id)), None)
     members = _team_members(state.team_id) if state is not None else set()
-    if state is None or not (actor.pk in (state.owner_id, state.assigned_to_id) or actor.pk in members):
+    authorize(actor_id=actor.pk, todo_id=todo_id, state=state, members=members, assignee_may=assignee_may,
+              expected_version=expected_version)
+    return state, members
+
+
+def authorize(*, actor_id: int, todo_id: uuid.UUID, state: TodoState | None, members: set[int],
+              assignee_may: bool = False, expected_version: int | None = None) -> None:
+    """Whether `actor_id` may run a command on the todo in `state` (None: no such todo), or the
+    error that says why not. Pure: the caller has read and locked the state."""
+    if state is None or not audience.may_see(actor_id, owner_id=state.owner_id, assignee_id=state.assigned_to_id,
+                                             team_members=members):
         raise TodoNotFoundError(f"todo {todo_id} not found")
     if state.deleted:
         raise TodoConflictError("the todo is deleted")
-    if state.owner_id != actor.pk and not (assignee_may and state.assigned_to_id == actor.pk):
+    if state.owner_id != actor_id and not (assignee_may and state.assigned_to_id == actor_id):
         raise TodoForbiddenError("only the todo's owner may do this")
     if expected_version is not None and expected_version != state.version:
         raise VersionConflictError(expected=expected_version, current=state.version)
-    return state, members
 
 
 @transaction.atomic
@@ -163,7 +163,7 @@ def todo_create(
     now = timezone.now()
     state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now,
                       team_id=team_id)
-    envelope = _next_event(
+    envelope = _advance(
         state=state,
         actor_id=actor.pk,
         members=members,
@@ -196,7 +196,7 @@ def _command(*, actor, todo_id, expected_version, correlation_id, decide, assign
         before = (state.assigned_to_id,)
         now = timezone.now()
         emitted = [
-            _append(_next_event(state=state, actor_id=actor.pk, event_type=event_type, data=data,
+            _append(_advance(state=state, actor_id=actor.pk, event_type=event_type, data=data,
                                 correlation_id=correlation_id, now=now, members=members, also_affected=before))
             for event_type, data in decide(state, now, members)
         ]
@@ -334,7 +334,7 @@ def team_remove_member(*, team: Team, user_id: int, actor: AbstractBaseUser, cor
     for state in TodoState.objects.select_for_update().filter(team=team, assigned_to_id=user_id, deleted=False):
         before = (state.assigned_to_id,)
         state.assigned_to_id = None
-        _append(_next_event(state=state, actor_id=actor.pk, event_type=events.TODO_ASSIGNED,
+        _append(_advance(state=state, actor_id=actor.pk, event_type=events.TODO_ASSIGNED,
                             data={"assignedTo": None, "assignedAt": events.iso(now)}, correlation_id=correlation_id,
                             now=now, members=members, also_affected=before))
         state.save()

@@ -1,7 +1,7 @@
 """Every process role of PolyStack: one image, many roles, each started by one command."""
 from polystack.streaming.registry import get_consumers
 
-WEB = "daphne -b {host} -p {port} polystack.asgi:application"
+WEB = "daphne -b {host} -p {port} apps.web.asgi:application"
 CELERY_WORKER = "celery -A polystack worker --loglevel INFO --concurrency 2"
 CELERY_BEAT = "celery -A polystack beat --loglevel INFO --schedule {state_dir}/celerybeat-schedule"
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "apps.analytics",
     "apps.reminders",
     "apps.sync",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
@@ -48,14 +49,14 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "polystack.urls"
-WSGI_APPLICATION = "polystack.wsgi.application"
-ASGI_APPLICATION = "polystack.asgi.application"
+ROOT_URLCONF = "apps.web.urls"
+WSGI_APPLICATION = "apps.web.wsgi.application"
+ASGI_APPLICATION = "apps.web.asgi.application"
 
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

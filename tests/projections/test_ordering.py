@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.db import connection, connections
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.consumers import RefusedByDatabaseError, apply_or_isolate
 from apps.projections.models import ParkedEvent, Snapshot, SnapshotEvent, SnapshotTodo, TodoView
 from apps.projections.replay import REPLAY_LOCK_KEY, ReplayRefusedError, ReplayRunningError, replay
@@ -18,10 +18,10 @@ from tests.projections.synthetic import publish, todo_stream
 from tests.projections.test_projection import applied_through, synthetic
 
 
-def item(envelope: dict, offset: int = 0) -> store.Item:
+def item(envelope: dict, offset: int = 0) -> services.Item:
     import json
 
-    return store.Item(envelope=envelope, json=json.dumps(envelope), topic="t", partition=0, offset=offset)
+    return services.Item(envelope=envelope, json=json.dumps(envelope), topic="t", partition=0, offset=offset)
 
 
 def in_thread(target, outcome: list) -> threading.Thread:
@@ -59,9 +59,9 @@ def test_a_gap_parks_the_event_and_it_applies_when_the_missing_version_arrives(p
     wait_until(lambda: TodoView.objects.filter(id=todo_id, version=5).exists(), what="everything applied in order")
     assert not ParkedEvent.objects.exists()
     assert consume_all(resolve(TODO_EVENTS_DLQ), 1, timeout=2) == [], "a gap is a wait, not poison"
-    live = store.checksum()
+    live = services.checksum()
     replay()
-    assert store.checksum() == live, "the same state as applying the events in order"
+    assert services.checksum() == live, "the same state as applying the events in order"
 
 
 def test_only_what_can_never_apply_goes_to_the_dlq(projection, event_topics):
@@ -87,13 +87,13 @@ def test_a_stale_applier_never_puts_an_older_version_back(transactional_db):
         from django.db import transaction
 
         with transaction.atomic():
-            store.apply_items(tables=store.LIVE, items=[item(e, n) for n, e in enumerate(stream)])
+            services.apply_items(tables=services.LIVE, items=[item(e, n) for n, e in enumerate(stream)])
             ahead_wrote.set()
             go_on.wait(30)
 
     first = in_thread(ahead, outcome)
     assert ahead_wrote.wait(30)
-    second = in_thread(lambda: store.apply_items(tables=store.LIVE, items=[item(stream[0], 0)]), outcome)
+    second = in_thread(lambda: services.apply_items(tables=services.LIVE, items=[item(stream[0], 0)]), outcome)
     with psycopg.connect(db.conninfo(), autocommit=True) as watch:  # the stale insert waits on the row
         wait_until(lambda: watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                          "AND datname = current_database()").fetchone()[0] > 0,
@@ -111,7 +111,7 @@ def test_a_value_the_database_refuses_rejects_that_event_only(transactional_db):
     good = todo_stream(user_id=1, length=1, rng=random.Random(14))[0]
     bad = todo_stream(user_id=1, length=1, rng=random.Random(15))[0]
     bad["data"] = {**bad["data"], "title": "nul \x00"}  # bypasses the schema, as a bug might
-    rejected = apply_or_isolate(tables=store.LIVE, items=[item(good, 0), item(bad, 1)])
+    rejected = apply_or_isolate(tables=services.LIVE, items=[item(good, 0), item(bad, 1)])
     assert [(r[0].envelope["eventId"], type(r[1])) for r in rejected] == [(bad["eventId"], RefusedByDatabaseError)]
     assert TodoView.objects.filter(id=good["aggregateId"]).exists()
 
@@ -133,8 +133,8 @@ def test_forged_values_postgresql_cannot_store_go_to_the_dlq_and_the_projection_
 
 
 def test_snapshots_keep_working_forever(transactional_db):
-    store.apply_items(tables=store.LIVE, items=[item(e, n) for n, e in enumerate(synthetic(3, length=2))])
-    ids = [store.take_snapshot() for _ in range(10)]
+    services.apply_items(tables=services.LIVE, items=[item(e, n) for n, e in enumerate(synthetic(3, length=2))])
+    ids = [services.take_snapshot() for _ in range(10)]
     assert list(Snapshot.objects.order_by("id").values_list("id", flat=True)) == ids[-3:]
     assert set(SnapshotTodo.objects.values_list("snapshot_id", flat=True)) == set(ids[-3:])
     assert set(SnapshotEvent.objects.values_list("snapshot_id", flat=True)) == set(ids[-3:])
@@ -147,9 +147,9 @@ def test_periodic_snapshots_smaller_than_a_batch_leave_the_live_projection_unaff
     wait_until(lambda: applied_through() == len(envelopes), timeout=60, what="every event applied")
     assert Snapshot.objects.count() == 3, "many snapshots were taken, the newest three kept"
     assert Snapshot.objects.order_by("-id").first().event_count > 0
-    live = store.checksum()
+    live = services.checksum()
     replay(from_snapshot=True)
-    assert store.checksum() == live
+    assert services.checksum() == live
 
 
 def test_replay_refuses_to_swap_in_a_rebuild_that_lacks_events(projection, event_topics):
@@ -157,10 +157,10 @@ def test_replay_refuses_to_swap_in_a_rebuild_that_lacks_events(projection, event
     publish(resolve(TODO_EVENTS), [stream[0], stream[2]])  # v2 never comes
     projection()
     wait_until(lambda: ParkedEvent.objects.exists(), what="v3 parked")
-    live = store.checksum()
+    live = services.checksum()
     with pytest.raises(ReplayRefusedError, match=r"wait for versions that never came.* v3 .*waits for v2"):
         replay()
-    assert store.checksum() == live, "the live tables are unchanged"
+    assert services.checksum() == live, "the live tables are unchanged"
 
 
 def test_a_second_replay_is_refused_while_one_runs(projection, event_topics):

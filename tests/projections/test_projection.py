@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.models import ParkedEvent, ProjectionOffset, Snapshot, TodoView
 from apps.projections.replay import replay
 from polystack.streaming.topics import TODO_EVENTS, TODO_EVENTS_DLQ, resolve
@@ -24,7 +24,7 @@ def applied_through() -> int:
 
 def wipe_read_tables() -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(store.LIVE.all())}")
+        cursor.execute(f"TRUNCATE {', '.join(services.LIVE.all())}")
 
 
 def synthetic(todos: int, *, length: int = 5, seed: int = 1, user_id: int = 1) -> list[dict]:
@@ -45,11 +45,11 @@ def test_the_same_events_delivered_twice_change_nothing(projection, event_topics
     publish(topic, envelopes)
     projection()
     wait_until(lambda: applied_through() == len(envelopes), what="every event applied")
-    before = store.checksum()
+    before = services.checksum()
 
     publish(topic, envelopes)  # every event again, as a redelivery would
     wait_until(lambda: applied_through() == 2 * len(envelopes), what="the duplicates consumed")
-    assert store.checksum() == before
+    assert services.checksum() == before
     assert TodoView.objects.count() == 30
     assert consume_all(resolve(TODO_EVENTS_DLQ), 1, timeout=2) == [], "duplicates are no-ops, not poison"
 
@@ -86,19 +86,19 @@ def test_replay_rebuilds_identical_tables_from_the_start_and_from_a_snapshot(pro
     for todo_id in ids[4:6]:
         client.patch(f"/api/todos/{todo_id}/", {"description": "after the snapshot"}, format="json")
     client.delete(f"/api/todos/{ids[7]}/")
-    live = store.checksum()
-    live_offsets = store.offsets()
+    live = services.checksum()
+    live_offsets = services.offsets()
 
     wipe_read_tables()
     assert TodoView.objects.count() == 0
     lines = []
     replay(progress=lambda p: lines.append(p.line()))
-    assert store.checksum() == live, "full replay == live state"
-    assert store.offsets() == live_offsets
+    assert services.checksum() == live, "full replay == live state"
+    assert services.offsets() == live_offsets
     assert lines[-1].startswith("swapped: 15/15 events (100.0%)")
 
     replay(from_snapshot=True)
-    assert store.checksum() == live, "snapshot replay == live state"
+    assert services.checksum() == live, "snapshot replay == live state"
     assert client.get(f"/api/todos/{ids[0]}/").json()["completed"] is True, "the API reads the swapped tables"
 
 
@@ -140,9 +140,9 @@ def test_replay_loses_no_live_event(projection, roles, alice_client):
     total = 2000 + len(created)
     wait_until(lambda: applied_through() >= total, what="the live events applied")
     assert TodoView.objects.filter(id__in=created).count() == len(created)
-    live = store.checksum()
+    live = services.checksum()
     replay()
-    assert store.checksum() == live
+    assert services.checksum() == live
 
 
 def test_sigkill_mid_batch_then_restart_reaches_the_expected_state(projection, event_topics):
@@ -156,9 +156,9 @@ def test_sigkill_mid_batch_then_restart_reaches_the_expected_state(projection, e
 
     projection()
     wait_until(lambda: applied_through() == len(envelopes), timeout=120, what="the restart to finish")
-    live = store.checksum()
+    live = services.checksum()
     replay()
-    assert store.checksum() == live, "the state after the crash is the one the events define"
+    assert services.checksum() == live, "the state after the crash is the one the events define"
     assert consume_all(resolve(TODO_EVENTS_DLQ), 1, timeout=2) == []
 
 
@@ -169,7 +169,7 @@ def test_admin_queues_a_replay_job_that_a_worker_runs(projection, event_topics, 
     publish(resolve(TODO_EVENTS), synthetic(5))
     projection()
     wait_until(lambda: applied_through() == 25, what="every event applied")
-    live = store.checksum()
+    live = services.checksum()
     admin = user_factory(username="root", is_staff=True, is_superuser=True)
     client.force_login(admin)
     response = client.post("/admin/projections/projectionjob/add/", {"kind": "replay"})
@@ -181,7 +181,7 @@ def test_admin_queues_a_replay_job_that_a_worker_runs(projection, event_topics, 
 
     job.refresh_from_db()
     assert job.status == "succeeded" and job.progress.startswith("replayed 25 events")
-    assert store.checksum() == live
+    assert services.checksum() == live
     assert "succeeded" in client.get("/admin/projections/projectionjob/").content.decode()
 
 
@@ -202,8 +202,8 @@ def test_v1_events_written_before_the_schema_evolved_still_project_and_replay(pr
     assert (stored["schemaVersion"], stored["data"]["priority"], stored["data"]["teamId"]) == (3, "medium", None), \
         "history shows the current shape"
     assert stored["metadata"]["affectedUsers"] == ["1"]
-    live = store.checksum()
+    live = services.checksum()
 
     wipe_read_tables()
     replay()
-    assert store.checksum() == live, "a replay over v1 events gives the same state"
+    assert services.checksum() == live, "a replay over v1 events gives the same state"

@@ -1,22 +1,11 @@
-"""Input validation and output shape of the todo API (camelCase, as the events)."""
+"""Input validation of the todo commands and queries (camelCase, as the events)."""
 import re
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from apps.projections.models import TodoView
 from apps.todos.events import PRIORITIES
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not know, naming them, instead of ignoring a typo silently."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+from polystack.api import StrictSerializer
 
 
 class CommandSerializer(StrictSerializer):
@@ -79,27 +68,6 @@ class TodoFilterSerializer(StrictSerializer):
     teamId = serializers.UUIDField(required=False)
     page = serializers.IntegerField(min_value=1, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-
-
-class TodoSerializer(serializers.ModelSerializer):
-    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
-    assignedTo = serializers.SerializerMethodField()
-    userId = serializers.SerializerMethodField()
-    dueDate = serializers.DateTimeField(source="due_date", allow_null=True)
-    teamId = serializers.UUIDField(source="team_id", allow_null=True)
-    createdAt = serializers.DateTimeField(source="created_at")
-    updatedAt = serializers.DateTimeField(source="updated_at")
-
-    class Meta:
-        model = TodoView
-        fields = ["id", "title", "description", "priority", "completed", "completedAt", "assignedTo", "userId",
-                  "dueDate", "teamId", "createdAt", "updatedAt", "version"]
-
-    def get_assignedTo(self, todo) -> str | None:
-        return None if todo.assigned_to is None else str(todo.assigned_to)
-
-    def get_userId(self, todo) -> str:
-        return str(todo.user_id)
 
 
 class AcceptedSerializer(serializers.Serializer):

@@ -17,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.todos import services
-from apps.todos.api.serializers import USER_ID, UUID_ROUTE, StrictSerializer
-from apps.todos.api.views import correlation_id
+from apps.todos.api.serializers import USER_ID, UUID_ROUTE
 from apps.todos.models import Team, TeamInvitation
+from polystack.api import StrictSerializer, correlation_id
 
 
 class MemberSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 """Take a snapshot of a projection now."""
 from django.core.management.base import BaseCommand
 
-from apps.projections import store
+from apps.projections import services
 from apps.projections.models import Snapshot
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("projection", choices=("projections",))
 
     def handle(self, *args, projection: str, **options):
-        snapshot = Snapshot.objects.get(pk=store.take_snapshot())
+        snapshot = Snapshot.objects.get(pk=services.take_snapshot())
         self.stdout.write(self.style.SUCCESS(
             f"snapshot {snapshot.pk}: {snapshot.todo_count} todos, {snapshot.event_count} events, offsets {snapshot.offsets}"
         ))

@@ -1,4 +1,5 @@
-"""The web app: server-rendered pages with a little JavaScript (static/web/app.js).
+"""The web page: server-rendered with a little JavaScript (static/web/app.js); it shows every
+feature, so it lives in the top layer (apps.web), which may use every app.
 
 `/todos/` renders what the user may see together with the projection's position, so that
 the page's socket asks for exactly what happened after the page was read; from then on the
@@ -11,11 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from apps.notifications.api.views import preferences_of, unread_count
-from apps.notifications.models import IN_APP, Notification
-from apps.notifications.tasks import as_json
+from apps.notifications import selectors as notification_selectors
+from apps.notifications.api.serializers import notification_json
+from apps.notifications.models import IN_APP
 from apps.projections import selectors
-from apps.todos.api.serializers import TodoSerializer
+from apps.projections.api.serializers import TodoSerializer
 from apps.todos.api.teams import InvitationSerializer, TeamSerializer
 from apps.todos.models import Team, TeamInvitation
 
@@ -38,7 +39,7 @@ def todos(request: HttpRequest) -> HttpResponse:
     positions = selectors.projected_positions()
     rows = selectors.todo_list(user=user)[:MAX_TODOS_ON_PAGE]
     teams = Team.objects.filter(members=user).prefetch_related("members")
-    notifications = Notification.objects.filter(recipient=user, channel=IN_APP)[:30]
+    notifications = notification_selectors.notification_list(user_id=user.pk, channel=IN_APP)[:30]
     bootstrap = {
         "me": {"id": str(user.pk), "username": user.username},
         "positions": positions,
@@ -47,8 +48,8 @@ def todos(request: HttpRequest) -> HttpResponse:
         "invitations": InvitationSerializer(
             TeamInvitation.objects.filter(invitee=user).select_related("team", "invited_by"), many=True).data,
         "people": _people(user),
-        "notifications": [as_json(n) for n in notifications],
-        "unreadCount": unread_count(user.pk),
-        "preferences": preferences_of(user.pk),
+        "notifications": [notification_json(n) for n in notifications],
+        "unreadCount": notification_selectors.unread_count(user_id=user.pk),
+        "preferences": notification_selectors.preferences_of(user_id=user.pk),
     }
     return render(request, "web/todos.html", {"bootstrap": bootstrap})

@@ -101,8 +101,9 @@ class Item:
     source: Any = None  # what the caller wants back with a rejection (the Kafka message)
 
 
-def _apply(row: dict | None, envelope: dict) -> dict:
-    """The todo after one event. `row` is None only for TodoCreated."""
+def apply_event(row: dict | None, envelope: dict) -> dict:
+    """The read row of a todo after one event (pure: the fold every write of the projection
+    uses). `row` is None only for TodoCreated."""
     data = envelope["data"]
     event_type = envelope["eventType"]
     version = envelope["aggregateVersion"]
@@ -246,7 +247,7 @@ class _Batch:
             self.to_park[envelope["eventId"]] = (item, reason)
             return False
         try:
-            self.state[todo_id] = self.changed[todo_id] = _apply(row, envelope)
+            self.state[todo_id] = self.changed[todo_id] = apply_event(row, envelope)
         except (ValueError, events.InvalidEventError) as exc:
             self.rejected.append((item, events.InvalidEventError(str(exc))))
             return False

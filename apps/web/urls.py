@@ -1,12 +1,24 @@
-"""URL routes of the whole project: the web page, health probes, the admin, the API and its schema."""
+"""URL routes of the whole project: the web page, health probes, the admin, the REST API of
+every app (composed here, in one router) and its schema."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
 
-from apps.todos import pages
+from apps.notifications.api.views import NotificationViewSet
+from apps.todos.api.teams import InvitationViewSet, TeamViewSet
+from apps.web import pages
+from apps.web.api.todos import TodoViewSet
 from polystack import health
+
+router = DefaultRouter(trailing_slash=True)
+router.register("todos", TodoViewSet, basename="todo")
+router.register("teams", TeamViewSet, basename="team")
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/todos/", permanent=False)),
@@ -16,8 +28,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/", include("apps.todos.api.urls")),
-    path("api/", include("apps.notifications.api.urls")),
+    path("api/auth/token/", obtain_auth_token, name="auth-token"),
+    path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

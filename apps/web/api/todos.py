@@ -1,10 +1,10 @@
-"""The todo REST API: commands go to apps.todos.services, reads to apps.projections.selectors.
+"""The todo resource of the REST API: commands go to apps.todos.services, reads to
+apps.projections.selectors. It composes the write side and the read side, so it lives above both.
 
 A command answers 201/200 with the projected todo once its events are applied (read your
 writes, bounded by READ_YOUR_WRITES_TIMEOUT_S), or 202 with the todo's id and URL when the
 bound passes: the command itself is committed either way.
 """
-import re
 import uuid
 
 from django.conf import settings
@@ -18,30 +18,30 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.projections import selectors
+from apps.projections.api.serializers import TodoSerializer
 from apps.todos import services
 from apps.todos.api import serializers as s
+from polystack.api import correlation_id
 
-# How each command error answers; a VersionConflictError also names the current version.
-ERROR_STATUS = {
-    services.TodoNotFoundError: status.HTTP_404_NOT_FOUND,
-    services.TodoForbiddenError: status.HTTP_403_FORBIDDEN,
-    services.TodoInvalidError: status.HTTP_400_BAD_REQUEST,
-    services.TodoConflictError: status.HTTP_409_CONFLICT,
-    services.VersionConflictError: status.HTTP_409_CONFLICT,
-}
-CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+# How each command error answers, most specific first (a subclass answers as its nearest base
+# here; a VersionConflictError also names the current version).
+ERROR_STATUS: tuple[tuple[type[services.TodoError], int], ...] = (
+    (services.TodoNotFoundError, status.HTTP_404_NOT_FOUND),
+    (services.TodoForbiddenError, status.HTTP_403_FORBIDDEN),
+    (services.TodoInvalidError, status.HTTP_400_BAD_REQUEST),
+    (services.TodoConflictError, status.HTTP_409_CONFLICT),
+    (services.TodoError, status.HTTP_400_BAD_REQUEST),
+)
+
+
+def error_status(exc: services.TodoError) -> int:
+    return next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
 
 
 class TodoPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
-
-
-def correlation_id(request: Request) -> str:
-    """The caller's X-Correlation-ID when it is sane, else a new one."""
-    given = request.headers.get("X-Correlation-ID", "")
-    return given if CORRELATION_ID.match(given) else str(uuid.uuid4())
 
 
 class TodoViewSet(viewsets.ViewSet):
@@ -62,7 +62,7 @@ class TodoViewSet(viewsets.ViewSet):
                 body = {exc.field: [str(exc)]}  # shaped like a field error of the serializer
             if isinstance(exc, services.VersionConflictError):
                 body["currentVersion"] = exc.current
-            return Response(body, status=ERROR_STATUS[type(exc)], headers={"X-Correlation-ID": cid})
+            return Response(body, status=error_status(exc), headers={"X-Correlation-ID": cid})
         headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
         todo = selectors.todo_wait_for_version(
             todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S,
@@ -73,7 +73,7 @@ class TodoViewSet(viewsets.ViewSet):
             return Response(s.AcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED, headers=headers)
         if gone:
             return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
-        return Response(s.TodoSerializer(todo).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        return Response(TodoSerializer(todo).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
                         headers=headers)
 
     @staticmethod
@@ -88,7 +88,7 @@ class TodoViewSet(viewsets.ViewSet):
             OpenApiParameter("assignedTo", str), OpenApiParameter("teamId", str), OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses=s.TodoSerializer(many=True),
+        responses=TodoSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
         """Your todos, those assigned to you and your teams' todos, newest first."""
@@ -103,23 +103,23 @@ class TodoViewSet(viewsets.ViewSet):
         )
         paginator = TodoPagination()
         page = paginator.paginate_queryset(todos, request, view=self)
-        return paginator.get_paginated_response(s.TodoSerializer(page, many=True).data)
+        return paginator.get_paginated_response(TodoSerializer(page, many=True).data)
 
-    @extend_schema(responses=s.TodoSerializer)
+    @extend_schema(responses=TodoSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
         todo = selectors.todo_get(user=request.user, todo_id=uuid.UUID(pk))
         if todo is None:
             raise NotFound(f"todo {pk} not found")
-        return Response(s.TodoSerializer(todo).data)
+        return Response(TodoSerializer(todo).data)
 
-    @extend_schema(request=s.TodoCreateSerializer, responses={201: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @extend_schema(request=s.TodoCreateSerializer, responses={201: TodoSerializer, 202: s.AcceptedSerializer})
     def create(self, request: Request) -> Response:
         data = self._valid(s.TodoCreateSerializer, request)
         return self._run(request, services.todo_create, created=True, title=data["title"],
                          description=data["description"], priority=data["priority"], due_date=data["dueDate"],
                          team_id=data["teamId"])
 
-    @extend_schema(request=s.TodoUpdateSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @extend_schema(request=s.TodoUpdateSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
     def partial_update(self, request: Request, pk: str) -> Response:
         data = self._valid(s.TodoUpdateSerializer, request)
         return self._run(request, services.todo_update, todo_id=uuid.UUID(pk), title=data.get("title"),
@@ -131,21 +131,21 @@ class TodoViewSet(viewsets.ViewSet):
         return self._run(request, services.todo_delete, gone=True, todo_id=uuid.UUID(pk),
                          expected_version=data.get("expectedVersion"))
 
-    @extend_schema(request=s.CommandSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @extend_schema(request=s.CommandSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str) -> Response:
         data = self._valid(s.CommandSerializer, request)
         return self._run(request, services.todo_complete, todo_id=uuid.UUID(pk),
                          expected_version=data.get("expectedVersion"))
 
-    @extend_schema(request=s.TodoAssignSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @extend_schema(request=s.TodoAssignSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str) -> Response:
         data = self._valid(s.TodoAssignSerializer, request)
         return self._run(request, services.todo_assign, todo_id=uuid.UUID(pk), assignee=data["assignedTo"],
                          expected_version=data.get("expectedVersion"))
 
-    @extend_schema(request=s.TodoPrioritizeSerializer, responses={200: s.TodoSerializer, 202: s.AcceptedSerializer})
+    @extend_schema(request=s.TodoPrioritizeSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def prioritize(self, request: Request, pk: str) -> Response:
         data = self._valid(s.TodoPrioritizeSerializer, request)
