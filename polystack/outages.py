@@ -25,7 +25,7 @@ _KAFKA_OUTAGE = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError
 _DOWN = (
     django.db.OperationalError, django.db.InterfaceError,  # PostgreSQL, through the ORM
     psycopg.OperationalError, psycopg.InterfaceError,  # PostgreSQL, connections of our own
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,  # Redis: channel layer, cache
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,  # Redis: live pushes, cache
     kombu.exceptions.OperationalError,  # Redis as Celery's broker
 )
 

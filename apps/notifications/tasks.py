@@ -17,16 +17,14 @@ import json
 import logging
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from celery import shared_task
-from channels.layers import get_channel_layer
 from django.core.mail import EmailMultiAlternatives
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.notifications.api.serializers import notification_json
 from apps.notifications.models import EMAIL, Notification
-from polystack.live import user_group
+from polystack import live
 
 logger = logging.getLogger("apps.notifications")
 
@@ -50,8 +48,7 @@ def _send(notification: Notification) -> None:
     else:
         notification.status = Notification.Status.SENT  # as the socket will show it
         frame = json.dumps({"type": "notification", "notification": notification_json(notification)})
-        async_to_sync(get_channel_layer().group_send)(
-            user_group(notification.recipient_id), {"type": "notification.new", "frame": frame})
+        live.publish([(notification.recipient_id, {"type": "notification.new", "frame": frame})])
 
 
 def _claim(notification_id: int) -> Notification | None:

@@ -1,12 +1,14 @@
-"""Read-your-writes without polling the database: the projection NOTIFYs after every batch it
-commits, naming the todos it changed, and one listener thread per process wakes the requests
-waiting for those todos.
+"""Waiting for the projection without polling the database: the projection NOTIFYs after every
+batch it commits, naming the todos it changed, and one listener thread per process wakes
+whoever waits: threads (`wait_for`, read-your-writes of a request) and coroutines (`next_batch`,
+a socket's catch-up).
 
 A request reads the current generation, checks the table, and if its todo is not there yet
 waits for a newer batch that names it (or names no todos: "*", a large batch): a batch
 committed between the check and the wait is not missed. A lost connection only slows
 waiters down to a re-check every MAX_NAP_S.
 """
+import asyncio
 import collections
 import logging
 import threading
@@ -32,6 +34,7 @@ class ProjectionWatcher:
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
         self._connection: psycopg.Connection | None = None
+        self._sleepers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
 
     @property
     def generation(self) -> int:
@@ -52,6 +55,24 @@ class ProjectionWatcher:
 
         with self._changed:
             self._changed.wait_for(relevant, timeout=min(timeout, MAX_NAP_S))
+
+    async def next_batch(self, *, beyond: int, timeout: float) -> None:
+        """Return once a batch newer than generation `beyond` committed (whichever todos it
+        changed), or after the timeout (at most MAX_NAP_S), without holding a thread."""
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        with self._changed:
+            if self.generation > beyond:
+                return
+            self._sleepers.append((loop, woken))
+        try:
+            await asyncio.wait_for(woken, min(timeout, MAX_NAP_S))
+        except TimeoutError:
+            pass
+        finally:
+            with self._changed:
+                if (loop, woken) in self._sleepers:
+                    self._sleepers.remove((loop, woken))
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -83,10 +104,18 @@ class ProjectionWatcher:
                                 self._generation += 1
                                 self._recent.append((self._generation, todos))
                                 self._changed.notify_all()
+                                sleepers, self._sleepers = self._sleepers, []
+                            for loop, woken in sleepers:
+                                loop.call_soon_threadsafe(_wake, woken)
             except psycopg.Error as exc:
                 if not self._stopping.is_set():
                     logger.warning("projection watcher lost its connection (%s); waiters re-check meanwhile", exc)
                     self._stopping.wait(1.0)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 watcher = ProjectionWatcher()

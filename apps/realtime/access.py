@@ -11,15 +11,13 @@ was opened with, nor keep showing a team its user has left.
 - A socket also re-checks every RECHECK_S, the net under changes that send no signal (a
   queryset.update(), an expired session).
 
-Messages go through the channel layer after the transaction commits; should Redis be down, the
+Messages go through the live stream (polystack.live) after the transaction commits; should Redis be down, the
 change itself still succeeds (and is logged), and the periodic re-check closes the sockets.
 """
 import logging
 from importlib import import_module
 
-from asgiref.sync import async_to_sync
 from channels.auth import get_user
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
 from django.db import transaction
@@ -27,8 +25,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
 from apps.realtime.db import off_thread
-from polystack.live import user_group
 from apps.todos.models import Team
+from polystack import live
 
 logger = logging.getLogger("apps.realtime")
 
@@ -40,7 +38,7 @@ ACCESS_CHANGED = "access.changed"
 def _tell(user_id: int, message: dict) -> None:
     def send():
         try:
-            async_to_sync(get_channel_layer().group_send)(user_group(user_id), message)
+            live.publish([(user_id, message)])
         except Exception as exc:  # noqa: BLE001 - the change stands; the periodic re-check follows up
             logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
 

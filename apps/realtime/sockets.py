@@ -17,14 +17,14 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
     {"type": "reload"}    what the user may see changed (they left a team): read the list afresh
   client → server
     {"type": "catchup", "todoId": "...", "afterVersion": n, "beforeVersion": m}
-        a gap seen in a todo's aggregateVersion (the channel layer may drop pushes): the
+        a gap seen in a todo's aggregateVersion (live pushes may be dropped): the
         socket sends that todo's events n < version < m from the projection's history, at
         most MAX_TODO_CATCHUP_EVENTS of them (ask again from the last one for more).
     {"type": "ping"}
 
 Frames from the client larger than MAX_FRAME_BYTES close the socket (4413). When the live
 stream of the web process broke (Redis away: pushes were lost), the socket closes with 4503:
-reconnect with your positions and catch up (apps.realtime.livelink). A socket whose
+reconnect with your positions and catch up (polystack.live, the Hub). A socket whose
 session or token no longer holds (logout, token deleted, user deactivated, password changed)
 closes with 4401 (apps.realtime.access).
 """
@@ -40,16 +40,16 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.realtime import access, catchup
-from polystack.live import user_group
-from apps.realtime.livelink import RESYNC, live_link
-from polystack import outages, throttle
+from apps.realtime import access, selectors
+from polystack import live, throttle
 
 logger = logging.getLogger("apps.realtime")
 
 UNAUTHENTICATED = 4401
 TOO_MANY = 4429  # like HTTP 429: connects per user over WS_CONNECT_RATE; wait and come back
 TOO_BIG = 4413  # like HTTP 413; daphne lets applications close with 1000 or 3000-4999 only
+RESYNC = 4503  # like HTTP 503: the live stream broke; reconnect with your positions
+TODO_EVENT = "todo.event"  # a live message of the realtime consumer: {frame, partition, offset}
 MAX_FRAME_BYTES = 4096
 MAX_PARTITIONS = 1024
 POSITIONS = re.compile(r"^\d{1,5}:-?\d{1,19}(,\d{1,5}:-?\d{1,19})*$")
@@ -86,7 +86,6 @@ class TodoSocket(AsyncWebsocketConsumer):
             await self.close(code=TOO_MANY)
             return
         self.user_id = user.pk
-        self.group = user_group(user.pk)
         # A blank `after=` counts: it asks for everything (nothing seen yet).
         query = {name: values[0] for name, values in
                  parse_qs(self.scope.get("query_string", b"").decode("latin1"), keep_blank_values=True).items()}
@@ -95,31 +94,30 @@ class TodoSocket(AsyncWebsocketConsumer):
         self.credential = (("token", query["token"][:64]) if query.get("token")
                            else ("session", getattr(session, "session_key", None)))
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
+        # Live messages wait here while the socket catches up, so that they follow what it sent.
+        self.held: list[dict] | None = []
         positions = parse_positions(query.get("after", ""))
         try:
-            await self.channel_layer.group_add(self.group, self.channel_name)
-        except Exception as exc:
-            if not outages.is_outage(exc):
-                raise
-            logger.warning("socket of user %s refused for now: %s", user.pk, outages.describe(exc))
+            await live.hub().join(user.pk, self)
+        except live.StreamBrokenError as exc:
+            logger.warning("socket of user %s refused for now: the live stream is down (%s)", user.pk, exc)
             await self.accept()
             await self.close(code=RESYNC)  # come back in a moment
             return
         await self.accept()
-        live_link.register(self)
         if positions is None:
             await self._error("after: give partition:offset pairs, e.g. after=0:41,3:17")
             positions = {}
         self.rechecks = asyncio.create_task(self._recheck_periodically())
         if "after" in query:
             await self._catch_up(positions)
+        await self._release_held()
 
     async def disconnect(self, code):
-        live_link.discard(self)
         if getattr(self, "rechecks", None) is not None:
             self.rechecks.cancel()
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "user_id"):
+            await live.hub().leave(self.user_id, self)
 
     async def _recheck_periodically(self) -> None:
         while True:
@@ -138,10 +136,10 @@ class TodoSocket(AsyncWebsocketConsumer):
 
     async def _catch_up(self, positions: dict[int, int]) -> None:
         started = time.monotonic()
-        complete = await catchup.wait_for_projection()
-        missed, self.reached = await catchup.events_after(user_id=self.user_id, positions=positions)
-        if len(missed) > catchup.MAX_CATCHUP_EVENTS:
-            missed, complete = missed[: catchup.MAX_CATCHUP_EVENTS], False
+        complete = await selectors.wait_for_projection()
+        missed, self.reached = await selectors.events_after(user_id=self.user_id, positions=positions)
+        if len(missed) > selectors.MAX_CATCHUP_EVENTS:
+            missed, complete = missed[: selectors.MAX_CATCHUP_EVENTS], False
         for envelope, partition, offset in missed:
             await self.send(text_data=event_frame(envelope, partition, offset))
             positions[partition] = max(positions.get(partition, -1), offset)
@@ -183,33 +181,44 @@ class TodoSocket(AsyncWebsocketConsumer):
             return await self._error("catchup: afterVersion must be an integer >= 0, beforeVersion a larger one")
         # Authorization first: waiting for versions of a todo the user may not see would tell,
         # by its delay, whether that todo exists.
-        if not await catchup.may_see(user_id=self.user_id, todo_id=todo_id):
+        if not await selectors.may_see(user_id=self.user_id, todo_id=todo_id):
             return await self._error(f"catchup: todo {todo_id} not found")
         if before is not None:  # the missing versions exist; give the projection a moment to apply them
-            await catchup.wait_for_todo(todo_id, before - 1)
-        events = await catchup.todo_events_between(todo_id=todo_id, after=after, before=before)
+            await selectors.wait_for_todo(todo_id, before - 1)
+        events = await selectors.todo_events_between(todo_id=todo_id, after=after, before=before)
         for envelope, partition, offset in events:
             await self.send(text_data=event_frame(envelope, partition, offset))
 
     async def _error(self, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": message}))
 
-    # --- from the channel layer ------------------------------------------------------------
-    async def dispatch(self, message: dict) -> None:
-        """Live pushes go straight to their handler: Channels' dispatch first closes stale
-        database connections in a worker thread, a hop per frame that these handlers (which
-        touch no database) do not need."""
-        if message["type"] == "todo.event":
-            await self.todo_event(message)
-        elif message["type"] == "notification.new":
-            await self.notification_new(message)
+    # --- from the live stream (polystack.live) ----------------------------------------------
+    async def live_message(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind in (access.AUTH_CHECK, access.ACCESS_CHANGED):
+            handler = self.auth_check if kind == access.AUTH_CHECK else self.access_changed
+            asyncio.create_task(handler(message))  # a database read: not on the hub's one reader
+        elif self.held is not None:
+            self.held.append(message)
         else:
-            await super().dispatch(message)
+            await self._push(message)
 
-    async def todo_event(self, message: dict) -> None:
-        if message["offset"] <= self.reached.get(message["partition"], -1):
-            return  # already sent by the catch-up
-        await self.send(text_data=message["frame"])
+    async def stream_broke(self) -> None:
+        await self.close(code=RESYNC)
 
-    async def notification_new(self, message: dict) -> None:
-        await self.send(text_data=message["frame"])
+    async def _release_held(self) -> None:
+        while self.held:
+            held, self.held = self.held, []
+            for message in held:
+                await self._push(message)
+        self.held = None  # no await since the list was seen empty: nothing slips past
+
+    async def _push(self, message: dict) -> None:
+        frame = message.get("frame")
+        if not isinstance(frame, str):
+            return  # not a message of ours (anyone who reaches Redis can publish)
+        if message.get("type") == TODO_EVENT:
+            offset, partition = message.get("offset"), message.get("partition")
+            if isinstance(offset, int) and offset <= self.reached.get(partition, -1):
+                return  # already sent by the catch-up
+        await self.send(text_data=frame)

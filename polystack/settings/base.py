@@ -102,18 +102,6 @@ STORAGES = {
 
 REDIS_URL = env.get("REDIS_URL")
 
-CHANNEL_LAYERS = {
-    "default": {
-        # Redis Pub/Sub: a group message reaches each web process once, pushed by Redis,
-        # instead of one queued message per socket, each popped with its own round trips
-        # (RedisChannelLayer) -- several times less work per frame (see `make bench`,
-        # fanout). Pub/Sub keeps nothing for a process that is not listening; neither layer
-        # promises delivery, which is why clients catch up from the projection's history.
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
-    },
-}
-
 # The shared cache: request throttles (polystack.throttle) count across every web process.
 CACHES = {
     "default": {

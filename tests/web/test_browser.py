@@ -3,7 +3,6 @@ real web role, relay, consumers, Celery worker, SMTP server, Kafka, PostgreSQL a
 import os
 import re
 import shutil
-import time
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -67,11 +66,10 @@ def test_an_assignment_reaches_the_other_users_open_page_feed_and_mailbox(system
     expect(b.locator("li.todo", has_text="Review the relay")).to_have_count(0)  # personal: not bob's
 
     item.get_by_label("Assignee of Review the relay").select_option(label="bob")
-    assigned_at = time.monotonic()
+    # It arrives live, without a reload; how fast is `make bench`'s business (fanout: command to frame).
     mine = b.locator("li.todo", has_text="Review the relay")
-    expect(mine).to_be_visible(timeout=2_000)
+    expect(mine).to_be_visible(timeout=15_000)
     expect(mine).to_contain_text("assigned to you")
-    assert time.monotonic() - assigned_at < 2.5
 
     expect(b.locator("#unread")).to_have_text("1", timeout=15_000)
     expect(b.locator("#feed-list")).to_contain_text("alice assigned you “Review the relay”")
@@ -95,7 +93,7 @@ def test_the_page_fills_a_dropped_push_and_catches_up_after_a_reconnect(system, 
     a.get_by_role("button", name="Add todo").click()
     expect(b.locator("li.todo", has_text="Gap test")).to_be_visible(timeout=5_000)
 
-    # The channel layer may drop a push: make bob's page lose the next TodoUpdated.
+    # Live pushes may be dropped: make bob's page lose the next TodoUpdated.
     b.evaluate("""() => {
         window.dropped = [];
         const original = onEvent;

@@ -2,7 +2,7 @@
 //
 // The page starts from what the server rendered (the projection, and its Kafka position),
 // then applies each event frame from /ws/todos/ in aggregateVersion order per todo — a small
-// client-side projection. A version gap (the channel layer may drop pushes) is filled by
+// client-side projection. A version gap (live pushes may be dropped) is filled by
 // asking the socket for the missing versions; a reconnect resumes from the last position
 // seen. Commands go to the REST API with the session cookie and CSRF token.
 "use strict";
@@ -126,6 +126,9 @@ function requestCatchup(id, after, before) {
   if (Date.now() - last < 2000) return setTimeout(() => pending.has(id) && drain(id), 2000);
   askedFor.set(id, Date.now());
   send({ type: "catchup", todoId: id, afterVersion: after, beforeVersion: before });
+  // The answer may not fill the gap (the projection was slow to apply it, the frame was lost):
+  // look again, and ask again, until it is filled.
+  setTimeout(() => pending.has(id) && drain(id), 2500);
 }
 
 async function fetchTodo(id, attempt = 0) {

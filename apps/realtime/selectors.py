@@ -1,13 +1,14 @@
-"""What a (re)connecting client missed, from the projection's durable history.
+"""Reads of sockets: what a (re)connecting client missed, from the projection's durable history.
 
-Live pushes go through the Redis channel layer, which may drop messages; the projection's
+Live pushes go through Redis Pub/Sub (polystack.live), which may drop messages; the projection's
 event history does not. A client tells where it stopped (the Kafka position of the last
 event it saw, per partition); the socket sends everything newer that the user may see.
 
-One race is closed here: events the realtime consumer pushed before the socket joined its
-group, but that the projection had not applied yet, would be in neither stream. So before
-reading the history the socket waits (bounded) until the projection has applied everything
-that was in Kafka when the socket joined.
+One race is closed here: events the realtime consumer pushed before the socket subscribed,
+but that the projection had not applied yet, would be in neither stream. So before reading the
+history the socket waits (bounded) until the projection has applied everything that was in
+Kafka when the socket subscribed. Waits are woken by the projection's NOTIFY after each batch
+(apps.projections.waiting), the same signal read-your-writes waits on.
 """
 import asyncio
 import logging
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from apps.projections import selectors
 from apps.projections.models import TodoEvent, TodoView
+from apps.projections.waiting import watcher
 from apps.realtime.db import off_thread
 from polystack.streaming import kafka
 from polystack.streaming.topics import TODO_EVENTS, resolve
@@ -27,38 +29,48 @@ logger = logging.getLogger("apps.realtime")
 MAX_CATCHUP_EVENTS = 2000  # more than this and the client reloads its list instead
 MAX_TODO_CATCHUP_EVENTS = 500  # one todo's versions per catchup frame; ask again from the last one
 WAIT_FOR_PROJECTION_S = 5.0
-POLL_S = 0.05
-
-_client_lock = threading.Lock()
-_client: Consumer | None = None
 
 
-def _high_watermarks() -> dict[int, int]:
-    """The next offset Kafka will write, per partition of todo-events (one shared client per process)."""
-    global _client
-    topic = resolve(TODO_EVENTS)
-    with _client_lock:
-        if _client is None:
-            _client = Consumer(kafka.base_config(**{"group.id": "realtime-watermarks", "enable.auto.commit": False}))
-        partitions = _client.list_topics(topic, timeout=5).topics[topic].partitions
-        return {p: _client.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
-                for p in partitions}
+class HighWatermarks:
+    """The next offset Kafka will write, per partition of todo-events, from one client per
+    process (made on first use; a client per call would cost a connection per socket)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._client: Consumer | None = None
+
+    def __call__(self) -> dict[int, int]:
+        topic = resolve(TODO_EVENTS)
+        with self._lock:
+            if self._client is None:
+                self._client = Consumer(kafka.base_config(**{"group.id": "realtime-watermarks",
+                                                             "enable.auto.commit": False}))
+            partitions = self._client.list_topics(topic, timeout=5).topics[topic].partitions
+            return {p: self._client.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+                    for p in partitions}
 
 
-async def _poll(check, *, timeout: float) -> bool:
-    """Call the (synchronous, database) `check` until it holds or `timeout` passes."""
+high_watermarks = HighWatermarks()
+
+
+async def _until(check, *, timeout: float) -> bool:
+    """Call the (synchronous, database) `check` after each batch the projection commits, until
+    it holds or `timeout` passes."""
     deadline = time.monotonic() + timeout
-    while not await off_thread(check)():
-        if time.monotonic() > deadline:
+    while True:
+        generation = watcher.generation  # before the check: a batch between it and the wait wakes us
+        if await off_thread(check)():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return False
-        await asyncio.sleep(POLL_S)
-    return True
+        await watcher.next_batch(beyond=generation, timeout=remaining)
 
 
 async def wait_for_projection(*, timeout: float = WAIT_FOR_PROJECTION_S) -> bool:
     """True once the projection applied all that is in Kafka now; False when it stays behind."""
     try:
-        target = await asyncio.to_thread(_high_watermarks)
+        target = await asyncio.to_thread(high_watermarks)
     except KafkaException as exc:
         logger.warning("catch-up cannot see Kafka (%s); sending what the projection has", exc)
         return False
@@ -67,12 +79,12 @@ async def wait_for_projection(*, timeout: float = WAIT_FOR_PROJECTION_S) -> bool
         reached = selectors.projected_positions()
         return all(reached.get(p, -1) >= end - 1 for p, end in target.items() if end > 0)
 
-    return await _poll(applied, timeout=timeout)
+    return await _until(applied, timeout=timeout)
 
 
 async def wait_for_todo(todo_id: str, version: int, *, timeout: float = WAIT_FOR_PROJECTION_S) -> bool:
     """True once the projection applied `version` of the todo; False after the timeout."""
-    return await _poll(lambda: TodoView.objects.filter(id=todo_id, version__gte=version).exists(), timeout=timeout)
+    return await _until(lambda: TodoView.objects.filter(id=todo_id, version__gte=version).exists(), timeout=timeout)
 
 
 @off_thread

@@ -1,0 +1,111 @@
+"""The live-push adapter's contract (polystack.live), against the real Redis: what is published
+to a user after one of their sockets joined reaches each of that user's sockets in this process,
+in publish order, once; nothing reaches a socket that left or another user's; a message that is
+not ours is skipped; a broken stream is reported to every socket."""
+import asyncio
+import time
+
+import pytest
+import redis
+
+from polystack import live
+from tests.helpers import unique
+
+
+class Socket:
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.broke = 0
+
+    async def live_message(self, message: dict) -> None:
+        self.messages.append(message)
+
+    async def stream_broke(self) -> None:
+        self.broke += 1
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def prefix(settings):
+    settings.KAFKA_TOPIC_PREFIX = unique("live") + "."  # channels of this test's own
+    return settings.KAFKA_TOPIC_PREFIX
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 30))
+
+
+def test_a_users_messages_reach_each_of_their_sockets_in_order_once(prefix):
+    async def scenario():
+        hub = live.Hub()
+        tab, phone, other = Socket(), Socket(), Socket()
+        await hub.join(1, tab)
+        await hub.join(1, phone)
+        await hub.join(2, other)
+        sent = [(1, {"type": "t", "n": n}) for n in range(500)]
+        sent.insert(250, (2, {"type": "t", "n": "theirs"}))
+        assert await asyncio.to_thread(live.publish, sent) == 501
+        await until(lambda: len(tab.messages) == 500 and len(phone.messages) == 500 and other.messages)
+        await asyncio.sleep(0.2)  # nothing more comes
+        assert [m["n"] for m in tab.messages] == list(range(500)) == [m["n"] for m in phone.messages]
+        assert other.messages == [{"type": "t", "n": "theirs"}]
+        assert hub.subscribed_users == 2
+
+    run(scenario())
+
+
+def test_nothing_reaches_a_socket_that_left(prefix):
+    async def scenario():
+        hub = live.Hub()
+        staying, leaving = Socket(), Socket()
+        await hub.join(7, staying)
+        await hub.join(7, leaving)
+        await hub.leave(7, leaving)
+        await asyncio.to_thread(live.publish, [(7, {"type": "t", "n": 1})])
+        await until(lambda: staying.messages)
+        await hub.leave(7, staying)
+        assert hub.subscribed_users == 0
+        await asyncio.to_thread(live.publish, [(7, {"type": "t", "n": 2})])
+        await asyncio.sleep(0.2)
+        assert leaving.messages == [] and staying.messages == [{"type": "t", "n": 1}]
+
+    run(scenario())
+
+
+def test_a_message_that_is_not_ours_is_skipped(prefix, settings):
+    async def scenario():
+        hub = live.Hub()
+        socket = Socket()
+        await hub.join(3, socket)
+        forger = redis.Redis.from_url(settings.REDIS_URL)
+        for junk in (b"not json", b"[1, 2]", b"\xff\xfe", b'"text"'):
+            forger.publish(live.user_channel(3), junk)
+        await asyncio.to_thread(live.publish, [(3, {"type": "t", "n": "after"})])
+        await until(lambda: socket.messages)
+        assert socket.messages == [{"type": "t", "n": "after"}]
+
+    run(scenario())
+
+
+def test_a_broken_stream_is_reported_and_the_hub_starts_afresh(prefix, settings):
+    async def scenario():
+        hub = live.Hub()
+        first, second = Socket(), Socket()
+        await hub.join(4, first)
+        await hub.join(5, second)
+        # Redis drops every subscriber connection (as a restart would): pushes in between are lost.
+        redis.Redis.from_url(settings.REDIS_URL).client_kill_filter(_type="pubsub")
+        await until(lambda: first.broke and second.broke)
+        assert hub.subscribed_users == 0, "a broken stream forgets its subscriptions: the sockets come back"
+        again = Socket()
+        await hub.join(4, again)
+        await asyncio.to_thread(live.publish, [(4, {"type": "t", "n": "back"})])
+        await until(lambda: again.messages)
+
+    run(scenario())
