@@ -1,6 +1,18 @@
-"""PostgreSQL helpers outside the ORM: a libpq connection string, a reachability check."""
+"""PostgreSQL helpers outside the ORM: a libpq connection string, a reachability check, and
+the advisory-lock keys of the whole project."""
+import enum
+
 import psycopg
 from django.db import connection
+
+
+@enum.unique
+class AdvisoryLock(enum.IntEnum):
+    """Every pg_advisory_lock key the project takes, in one list, so that no two uses share one."""
+
+    RELAY_LEADER = 7_361_001  # session lock of the active relay (apps.todos.relay)
+    PROJECTION = 7_361_002  # live applies share it; the rebuild's swap takes it alone (apps.projections)
+    REPLAY = 7_361_003  # one replay at a time (apps.projections.replay)
 
 
 class DatabaseUnreachableError(Exception):

@@ -57,6 +57,9 @@ def to_item(message: Message) -> services.Item:
 class TodoProjection:
     """Maintains the todo read tables (current todos, each todo's history) from todo-events."""
 
+    def __init__(self):
+        self._applied_since_check = 0  # events, toward services.snapshot_check_every()
+
     def handle_batch(self, messages: list[Message]) -> list[tuple[Message, NonRetriableError]]:
         items, rejected = [], []
         for message in messages:
@@ -68,4 +71,12 @@ class TodoProjection:
         # An event parked in an earlier batch that fails when it finally applies has no message
         # left to dead-letter (its offset was committed long ago): services.apply_items logged it.
         rejected += [(item.source, error) for item, error in applied if item.source is not None]
+        self._snapshot_if_due(applied=len(items) - len(applied))
         return rejected
+
+    def _snapshot_if_due(self, *, applied: int) -> None:
+        every = services.snapshot_check_every()
+        self._applied_since_check += applied
+        if every and self._applied_since_check >= every:
+            self._applied_since_check = 0
+            services.snapshot_if_due()

@@ -34,7 +34,6 @@ logger = logging.getLogger("apps.projections.replay")
 
 # One replay at a time: two would drop and fill the same *_rebuild tables. A session-level
 # advisory lock on a connection of the replay's own: it goes when the replay ends, or dies.
-REPLAY_LOCK_KEY = 7_361_003
 _HOLDER_PREFIX = "polystack replay since "
 MAX_LISTED = 5
 
@@ -55,10 +54,10 @@ class ReplayRefusedError(ReplayError):
 def _only_replay() -> Iterator[None]:
     since = datetime.now(UTC).isoformat(timespec="seconds")
     with psycopg.connect(db.conninfo(), autocommit=True, application_name=_HOLDER_PREFIX + since) as lock:
-        if not lock.execute("SELECT pg_try_advisory_lock(%s)", [REPLAY_LOCK_KEY]).fetchone()[0]:
+        if not lock.execute("SELECT pg_try_advisory_lock(%s)", [db.AdvisoryLock.REPLAY]).fetchone()[0]:
             holder = lock.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted", [REPLAY_LOCK_KEY]).fetchone()
+                "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted", [db.AdvisoryLock.REPLAY]).fetchone()
             started = holder[0].removeprefix(_HOLDER_PREFIX) if holder else "a moment ago"
             raise ReplayRunningError(f"a replay is already running since {started}; try again when it has finished")
         yield
@@ -160,13 +159,13 @@ def _replay(*, from_snapshot: bool, batch_size: int, progress, progress_every_s:
                 progress(ReplayProgress(counters["done"], total, now - started, phase))
                 last_report = now
 
-        targets = _ends(consumer, topic, partitions)
+        targets = _ends(topic, partitions)
         total = _remaining(positions, targets)
         _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("rebuilding", total))
 
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [services.LOCK_KEY])  # live applies wait
-            targets = _ends(consumer, topic, partitions)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [db.AdvisoryLock.PROJECTION])  # live applies wait
+            targets = _ends(topic, partitions)
             total = counters["done"] + _remaining(positions, targets)
             _consume_until(consumer, topic, positions, targets, batch_size, counters, lambda: report("catching up", total))
             _refuse_if_incomplete(counters)
@@ -196,7 +195,7 @@ def _watermarks(topic: str, partitions: list[int], spec: OffsetSpec) -> dict[int
     return {tp.partition: future.result().offset for tp, future in futures.items()}
 
 
-def _ends(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+def _ends(topic: str, partitions: list[int]) -> dict[int, int]:
     return _watermarks(topic, partitions, OffsetSpec.latest())
 
 

@@ -25,13 +25,16 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from apps.projections import waiting
+from apps.projections.models import (ParkedEvent, ProjectionOffset, Snapshot, SnapshotEvent, SnapshotParked,
+                                     SnapshotTodo, TodoEvent, TodoView)
 from apps.todos import events
+from polystack import db
 from polystack.streaming.registry import NonRetriableError
 
 logger = logging.getLogger("apps.projections")
 
-# Live applies hold it shared; a snapshot or the swap of a rebuild hold it exclusively.
-LOCK_KEY = 7_361_002
+# db.AdvisoryLock.PROJECTION: live applies hold it shared; a snapshot or the swap of a rebuild
+# hold it exclusively.
 KEEP_SNAPSHOTS = 3
 
 
@@ -50,9 +53,17 @@ class Tables:
     def all(self) -> tuple[str, ...]:
         return (self.todos, self.events, self.offsets, self.parked)
 
+    def snapshotted(self) -> tuple[str, str, str]:
+        """The tables a snapshot copies row by row, in the order of SNAPSHOT_COPIES (the offsets
+        go into the snapshot's own row)."""
+        return (self.todos, self.events, self.parked)
 
-LIVE = Tables("projections_todoview", "projections_todoevent", "projections_projectionoffset",
-              "projections_parkedevent")
+
+LIVE = Tables(TodoView._meta.db_table, TodoEvent._meta.db_table, ProjectionOffset._meta.db_table,
+              ParkedEvent._meta.db_table)
+SNAPSHOT = Snapshot._meta.db_table
+SNAPSHOT_COPIES = (SnapshotTodo._meta.db_table, SnapshotEvent._meta.db_table, SnapshotParked._meta.db_table)
+
 REBUILD = Tables(*(name + "_rebuild" for name in LIVE.all()))
 
 TODO_COLUMNS = (
@@ -286,7 +297,7 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
     with transaction.atomic(), connection.cursor() as cursor:
         with _pipeline():  # BEGIN, the lock and the reads: one round trip
             if live:
-                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK_KEY])
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [db.AdvisoryLock.PROJECTION])
             # The ids as one array literal (validated UUIDs): cheaper than the driver quoting a list.
             ids = "{" + ",".join({item.envelope["aggregateId"] for item in items}) + "}"
             cursor.execute(f"SELECT {', '.join(TODO_COLUMNS)} FROM {tables.todos} WHERE id = ANY(%s::uuid[]) FOR UPDATE",
@@ -313,8 +324,6 @@ def apply_items(*, tables: Tables, items: list[Item], live: bool = True) -> list
             _upsert_staged(cursor, _writes(tables, todo_rows, history))
             _write_parked(cursor, tables, batch)
             _write_positions(cursor, tables, positions, live=live, changed=changed)
-    if live:
-        _maybe_snapshot(applied=len(history))
     for item, error in batch.rejected:
         logger.error("projection rejects %s eventId=%s correlationId=%s", error, item.envelope["eventId"],
                      item.envelope["correlationId"])
@@ -368,30 +377,29 @@ def _parse_offsets(raw: dict) -> dict[tuple[str, int], int]:
     return result
 
 
-_applied_since_check = 0
+def snapshot_check_every() -> int:
+    """How many applied events between two looks at whether a periodic snapshot is due (0: never):
+    1% of PROJECTION_SNAPSHOT_EVERY, not every batch, since the look costs two queries and a
+    batch of a live projection is often one event."""
+    every = settings.PROJECTION_SNAPSHOT_EVERY
+    return 0 if every <= 0 else max(1, every // 100)
 
 
-def _maybe_snapshot(*, applied: int) -> None:
-    """Take the periodic snapshot once PROJECTION_SNAPSHOT_EVERY events were applied since the
-    last one. Looked at once per 1% of that many events this process applied, not every batch:
-    the look costs two queries, and a batch of a live projection is often one event.
+def snapshot_if_due() -> None:
+    """Take the periodic snapshot when PROJECTION_SNAPSHOT_EVERY events were applied since the
+    last one.
 
-    Called after the batch committed, never inside its transaction: a snapshot is its own
+    Called after a batch committed, never inside its transaction: a snapshot is its own
     transaction (it waits for the shared lock of live applies), and a failed snapshot is
     logged without undoing, or retrying, the batch that happened to trigger it."""
-    global _applied_since_check
     every = settings.PROJECTION_SNAPSHOT_EVERY
     if every <= 0 or connection.in_atomic_block:
         return
-    _applied_since_check += applied
-    if _applied_since_check < max(1, every // 100):
-        return
-    _applied_since_check = 0
     try:
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT coalesce(sum(next_offset), 0) FROM {LIVE.offsets}")
             position = cursor.fetchone()[0]
-            cursor.execute("SELECT offsets FROM projections_snapshot ORDER BY id DESC LIMIT 1")
+            cursor.execute(f"SELECT offsets FROM {SNAPSHOT} ORDER BY id DESC LIMIT 1")
             last = cursor.fetchone()
         if position - (sum(_json(last[0]).values()) if last else 0) >= every:
             take_snapshot(reason="periodic")
@@ -403,18 +411,14 @@ def _write_snapshot(cursor, *, reason: str) -> int:
     cursor.execute(f"SELECT topic, partition, next_offset FROM {LIVE.offsets}")
     positions = {(t, p): o for t, p, o in cursor.fetchall()}
     cursor.execute(
-        "INSERT INTO projections_snapshot (created_at, offsets, todo_count, event_count, reason) "
+        f"INSERT INTO {SNAPSHOT} (created_at, offsets, todo_count, event_count, reason) "
         f"VALUES (now(), %s::jsonb, (SELECT count(*) FROM {LIVE.todos}), (SELECT count(*) FROM {LIVE.events}), %s) "
         "RETURNING id",
         [_offsets_json(positions), reason],
     )
     snapshot_id = cursor.fetchone()[0]
-    cursor.execute(f"INSERT INTO projections_snapshottodo (snapshot_id, row) SELECT %s, to_jsonb(t) FROM {LIVE.todos} t",
-                   [snapshot_id])
-    cursor.execute(f"INSERT INTO projections_snapshotevent (snapshot_id, row) SELECT %s, to_jsonb(e) FROM {LIVE.events} e",
-                   [snapshot_id])
-    cursor.execute(f"INSERT INTO projections_snapshotparked (snapshot_id, row) SELECT %s, to_jsonb(p) FROM {LIVE.parked} p",
-                   [snapshot_id])
+    for table, copy in zip(LIVE.snapshotted(), SNAPSHOT_COPIES, strict=True):
+        cursor.execute(f"INSERT INTO {copy} (snapshot_id, row) SELECT %s, to_jsonb(t) FROM {table} t", [snapshot_id])
     _prune_snapshots(cursor)
     logger.info("snapshot %s taken (%s) at %s", snapshot_id, reason, _offsets_json(positions))
     return snapshot_id
@@ -423,19 +427,19 @@ def _write_snapshot(cursor, *, reason: str) -> int:
 def _prune_snapshots(cursor) -> None:
     """Keep the newest KEEP_SNAPSHOTS. The copies' foreign keys have no cascade in the
     database (Django cascades in Python), so the copies go first."""
-    cursor.execute("SELECT array_agg(id) FROM (SELECT id FROM projections_snapshot ORDER BY id DESC OFFSET %s) old",
+    cursor.execute(f"SELECT array_agg(id) FROM (SELECT id FROM {SNAPSHOT} ORDER BY id DESC OFFSET %s) old",
                    [KEEP_SNAPSHOTS])
     old = cursor.fetchone()[0]
     if old:
-        for table in ("projections_snapshottodo", "projections_snapshotevent", "projections_snapshotparked"):
+        for table in SNAPSHOT_COPIES:
             cursor.execute(f"DELETE FROM {table} WHERE snapshot_id = ANY(%s)", [old])
-        cursor.execute("DELETE FROM projections_snapshot WHERE id = ANY(%s)", [old])
+        cursor.execute(f"DELETE FROM {SNAPSHOT} WHERE id = ANY(%s)", [old])
 
 
 def take_snapshot(*, reason: str = "on demand") -> int:
     """Copy the live projection and its offsets, consistently (live applies wait meanwhile)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [db.AdvisoryLock.PROJECTION])
         return _write_snapshot(cursor, reason=reason)
 
 
@@ -449,13 +453,10 @@ def prepare_rebuild(*, snapshot_id: int | None) -> dict[tuple[str, int], int]:
             cursor.execute(f"CREATE TABLE {rebuild} (LIKE {live} INCLUDING ALL)")
         if snapshot_id is None:
             return {}
-        cursor.execute(f"INSERT INTO {REBUILD.todos} SELECT (jsonb_populate_record(NULL::{LIVE.todos}, row)).* "
-                       "FROM projections_snapshottodo WHERE snapshot_id = %s", [snapshot_id])
-        cursor.execute(f"INSERT INTO {REBUILD.events} SELECT (jsonb_populate_record(NULL::{LIVE.events}, row)).* "
-                       "FROM projections_snapshotevent WHERE snapshot_id = %s", [snapshot_id])
-        cursor.execute(f"INSERT INTO {REBUILD.parked} SELECT (jsonb_populate_record(NULL::{LIVE.parked}, row)).* "
-                       "FROM projections_snapshotparked WHERE snapshot_id = %s", [snapshot_id])
-        cursor.execute("SELECT offsets FROM projections_snapshot WHERE id = %s", [snapshot_id])
+        for live, rebuild, copy in zip(LIVE.snapshotted(), REBUILD.snapshotted(), SNAPSHOT_COPIES, strict=True):
+            cursor.execute(f"INSERT INTO {rebuild} SELECT (jsonb_populate_record(NULL::{live}, row)).* "
+                           f"FROM {copy} WHERE snapshot_id = %s", [snapshot_id])
+        cursor.execute(f"SELECT offsets FROM {SNAPSHOT} WHERE id = %s", [snapshot_id])
         positions = _parse_offsets(_json(cursor.fetchone()[0]))
         cursor.executemany(f"INSERT INTO {REBUILD.offsets} (topic, partition, next_offset) VALUES (%s, %s, %s)",
                            [(t, p, o) for (t, p), o in positions.items()])
@@ -464,7 +465,7 @@ def prepare_rebuild(*, snapshot_id: int | None) -> dict[tuple[str, int], int]:
 
 def swap_in_rebuild(cursor) -> None:
     """Replace the live tables by the rebuilt ones. Call inside a transaction that holds the
-    exclusive LOCK_KEY: readers see the old tables until commit, then the new ones."""
+    exclusive AdvisoryLock.PROJECTION: readers see the old tables until commit, then the new ones."""
     for live, rebuild in zip(LIVE.all(), REBUILD.all()):
         names = _index_names(cursor, live)
         cursor.execute(f"ALTER TABLE {live} RENAME TO {live}_old")

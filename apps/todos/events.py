@@ -193,11 +193,3 @@ def new_envelope(
     }
     validate(envelope)
     return envelope
-
-
-def kafka_headers(envelope: dict) -> list[tuple[str, bytes]]:
-    return [
-        ("eventType", envelope["eventType"].encode()),
-        ("schemaVersion", str(envelope["schemaVersion"]).encode()),
-        ("correlationId", envelope["correlationId"].encode()),
-    ]

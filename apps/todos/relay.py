@@ -20,13 +20,14 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
 from django.db import close_old_connections, connection, transaction
 
+from apps.todos.models import OutboxEvent
 from apps.todos.services import OUTBOX_CHANNEL
 from polystack import db, outages
 from polystack.streaming import kafka
 
 logger = logging.getLogger("apps.todos.relay")
 
-LEADER_LOCK_KEY = 7_361_001  # pg_advisory_lock key of the active relay
+OUTBOX = OutboxEvent._meta.db_table
 WAITING_LOG_EVERY_S = 10.0
 
 
@@ -107,7 +108,7 @@ class Relay:
     def _become_leader(self, control: psycopg.Connection) -> None:
         announced = False
         while not self._stopping.is_set():
-            if control.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_LOCK_KEY]).fetchone()[0]:
+            if control.execute("SELECT pg_try_advisory_lock(%s)", [db.AdvisoryLock.RELAY_LEADER]).fetchone()[0]:
                 return
             if not announced:
                 logger.info("another relay is active; standing by")
@@ -151,7 +152,8 @@ class Relay:
                     ("correlationId", correlation_id.encode()),
                 ]
                 # partial() is built in C: a closure per row cost a measurable share of the loop.
-                self._produce(topic, key, value, headers, partial(delivered, row_id))
+                kafka.produce(self._producer, topic, key=key, value=value, headers=headers,
+                              on_delivery=partial(delivered, row_id))
                 in_flight.add(row_id)
             if rows:
                 high = rows[-1][0]
@@ -220,7 +222,7 @@ class Relay:
             if deleted:
                 # The ids as one array literal: letting the driver quote a list of thousands of
                 # ints, one by one in Python, cost more than the DELETE itself.
-                cursor.execute("DELETE FROM todos_outboxevent WHERE id = ANY(%s::bigint[])",
+                cursor.execute(f"DELETE FROM {OUTBOX} WHERE id = ANY(%s::bigint[])",
                                ["{" + ",".join(map(str, deleted)) + "}"])
             found = self._read(cursor, after=after, in_flight=len(in_flight) - len(deleted)) if rows else []
         # Only now, once the DELETE committed, are the rows no longer ours to track (should the
@@ -234,12 +236,12 @@ class Relay:
 
     def _read(self, cursor, *, after: int | None, in_flight: int) -> list[tuple]:
         if after is not None and self._overtakable:
-            cursor.execute("SELECT count(*) FROM todos_outboxevent WHERE id <= %s", [after])
+            cursor.execute(f"SELECT count(*) FROM {OUTBOX} WHERE id <= %s", [after])
             if cursor.fetchone()[0] != in_flight:
                 return []  # a late row: drain, then start again from the lowest id
         cursor.execute(
             "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
-            "FROM todos_outboxevent WHERE id > %s ORDER BY id LIMIT %s",
+            f"FROM {OUTBOX} WHERE id > %s ORDER BY id LIMIT %s",
             [after or 0, self.batch_size],
         )
         found = cursor.fetchall()
@@ -247,14 +249,6 @@ class Relay:
             cursor.execute("SELECT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()))")
             self._overtakable = cursor.fetchone()[0]
         return found
-
-    def _produce(self, topic, key, value, headers, callback) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=callback)
-                return
-            except BufferError:
-                self._producer.poll(0.1)
 
     def _wait_for_acks(self, in_flight: set[int], acked: list[int], *, until: int) -> None:
         """Serve delivery reports until no more than `until` rows are unacknowledged."""

@@ -100,20 +100,32 @@ def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, co
     return envelope
 
 
+OUTBOX_INSERT = (
+    f"INSERT INTO {OutboxEvent._meta.db_table} "
+    "(event_id, topic, key, payload, event_type, schema_version, correlation_id, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, now())"
+)
+
+
+def outbox_append(cursor, envelopes: list[dict]) -> None:
+    """Append events to the outbox through `cursor` (Django's, or a psycopg one), in its
+    transaction. That transaction must have written before (locked the todo's state row, or
+    inserted it): that gives it its transaction id before the outbox row takes a sequence
+    number, which the relay relies on (see `Relay._delete_acked_and_read`)."""
+    # SQL rather than OutboxEvent.objects.create(): the ORM's compile took longer than the
+    # statement, on the path every command takes (see `make bench`).
+    rows = [(e["eventId"], resolve(TODO_EVENTS), e["userId"], json.dumps(e), e["eventType"], e["schemaVersion"],
+             e["correlationId"]) for e in envelopes]
+    if len(rows) == 1:
+        cursor.execute(OUTBOX_INSERT, rows[0])
+    else:
+        cursor.executemany(OUTBOX_INSERT, rows)
+
+
 def _append(envelope: dict) -> dict:
-    """Append an event to the outbox; returns it. The transaction must have written before (locked the
-    todo's state row, or inserted it): that gives it its transaction id before the outbox row
-    takes a sequence number, which the relay relies on (see `Relay._delete_acked_and_read`)."""
-    # One INSERT in SQL rather than OutboxEvent.objects.create(): the ORM's compile took
-    # longer than the statement, on the path every command takes (see `make bench`).
+    """Append one event to the outbox of this transaction; returns it."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {OutboxEvent._meta.db_table} "
-            "(event_id, topic, key, payload, event_type, schema_version, correlation_id, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, now())",
-            [envelope["eventId"], resolve(TODO_EVENTS), envelope["userId"], json.dumps(envelope),
-             envelope["eventType"], envelope["schemaVersion"], envelope["correlationId"]],
-        )
+        outbox_append(cursor, [envelope])
     return envelope
 
 

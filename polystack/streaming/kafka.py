@@ -2,7 +2,7 @@
 import logging
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 from django.conf import settings
 
@@ -55,3 +55,14 @@ def producer_config(**overrides: Any) -> dict[str, Any]:
             **overrides,
         }
     )
+
+
+def produce(producer: Producer, topic: str, **kwargs: Any) -> None:
+    """`producer.produce(topic, **kwargs)`, but when librdkafka's local queue is full it serves
+    delivery reports until there is room, instead of raising BufferError."""
+    while True:
+        try:
+            producer.produce(topic, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.1)

@@ -8,10 +8,15 @@
     def handle(message: Message) -> None:
         ...
 
-`python manage.py runconsumer projections` then runs it. A handler is a function of one
-message, or a class (instantiated once per process) with `handle(message)` and optionally
-`flush()` (called once a batch was handled, before its offsets are committed: the place for
-batched writes) and `discard()` (drop buffered work before the batch is retried).
+`python manage.py runconsumer projections` then runs it. A handler is one of two kinds,
+told apart once, when it registers:
+
+- a message handler (`MessageHandler`): a function of one message, or a class (instantiated
+  once per process) with `handle(message)` and optionally `flush()` (called once a batch was
+  handled, before its offsets are committed: the place for batched writes) and `discard()`
+  (drop buffered work before the batch is retried);
+- a batch handler (`BatchHandler`): a class with `handle_batch(messages)`, which applies a
+  whole batch at once and returns the messages it rejects, each with its NonRetriableError.
 """
 import importlib
 import json
@@ -69,8 +74,15 @@ class Message:
         return f"<Message {self.topic}[{self.partition}]@{self.offset}>"
 
 
-class Handler(Protocol):
+class MessageHandler(Protocol):
     def handle(self, message: Message) -> None: ...
+
+
+class BatchHandler(Protocol):
+    def handle_batch(self, messages: list[Message]) -> list[tuple[Message, NonRetriableError]]: ...
+
+
+Handler = MessageHandler | BatchHandler
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class ConsumerDefinition:
     group_id: str
     handler_factory: Callable[[], Handler]
     dlq_topic: str | None
+    handler_kind: Literal["message", "batch"] = "message"
     commit_mode: Literal["manual", "auto"] = "manual"
     decoder: Callable[[bytes | None], Any] = decode_json
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
@@ -123,6 +136,8 @@ class ConsumerDefinition:
             raise ValueError(f"consumer {self.name!r} subscribes to no topic")
         if self.commit_mode not in ("manual", "auto"):
             raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual' or 'auto'")
+        if self.handler_kind not in ("message", "batch"):
+            raise ValueError(f"consumer {self.name!r}: handler_kind must be 'message' or 'batch'")
 
 
 class _FunctionHandler:
@@ -153,6 +168,7 @@ def consumer(*, name: str, topics: Iterable[str], group_id: str, dlq_topic: str 
                 topics=tuple(topics),
                 group_id=group_id,
                 handler_factory=factory,
+                handler_kind=_kind_of(name, target),
                 dlq_topic=dlq_topic,
                 description=options.pop("description", (target.__doc__ or "").strip().split("\n")[0]),
                 **options,
@@ -161,6 +177,16 @@ def consumer(*, name: str, topics: Iterable[str], group_id: str, dlq_topic: str 
         return target
 
     return decorate
+
+
+def _kind_of(name: str, target) -> Literal["message", "batch"]:
+    if not isinstance(target, type):
+        return "message"
+    batch, message = callable(getattr(target, "handle_batch", None)), callable(getattr(target, "handle", None))
+    if batch == message:
+        raise TypeError(f"consumer {name!r}: {target.__name__} needs handle(message) or handle_batch(messages), "
+                        "one of the two")
+    return "batch" if batch else "message"
 
 
 def _discover() -> None:

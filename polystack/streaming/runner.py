@@ -311,7 +311,7 @@ class Runner:
         self.stats.batches += 1
         self.stats.consumed += len(batch)
         dead: set[tuple[str, int, int]] = set()  # DLQ'd in an earlier attempt of this batch
-        handle_all = self._handle_batch if hasattr(self._handler, "handle_batch") else self._handle_all
+        handle_all = self._handle_batch if self.definition.handler_kind == "batch" else self._handle_all
         attempt = 0
         outage_wait = 0.0
         while True:

@@ -63,10 +63,5 @@ def publish(topic: str, envelopes: list[dict | bytes], *, key: str | None = None
             value, message_key = envelope, (key or "0").encode()
         else:
             value, message_key = json.dumps(envelope).encode(), (key or envelope["userId"]).encode()
-        while True:
-            try:
-                producer.produce(topic, key=message_key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        kafka.produce(producer, topic, key=message_key, value=value)
     assert producer.flush(60) == 0

@@ -5,12 +5,12 @@ import threading
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from apps.projections import services
 from apps.projections.consumers import RefusedByDatabaseError, apply_or_isolate
 from apps.projections.models import ParkedEvent, Snapshot, SnapshotEvent, SnapshotTodo, TodoView
-from apps.projections.replay import REPLAY_LOCK_KEY, ReplayRefusedError, ReplayRunningError, replay
+from apps.projections.replay import ReplayRefusedError, ReplayRunningError, replay
 from polystack import db
 from polystack.streaming.topics import TODO_EVENTS, TODO_EVENTS_DLQ, resolve
 from tests.helpers import consume_all, unique, wait_until
@@ -184,4 +184,4 @@ def test_a_second_replay_is_refused_while_one_runs(projection, event_topics):
         runner.join(60)
     assert outcome and not isinstance(outcome[0], BaseException), outcome
     with psycopg.connect(db.conninfo(), autocommit=True) as check:
-        assert check.execute("SELECT pg_try_advisory_lock(%s)", [REPLAY_LOCK_KEY]).fetchone()[0], "released"
+        assert check.execute("SELECT pg_try_advisory_lock(%s)", [db.AdvisoryLock.REPLAY]).fetchone()[0], "released"

@@ -37,12 +37,8 @@ def test_a_row_committed_after_a_higher_id_is_still_published(roles, user_factor
             "actorId": str(alice.pk)},
     )
     with psycopg.connect(db.conninfo()) as slow:  # a transaction that takes its id, then lingers
-        late_id = slow.execute(
-            "INSERT INTO todos_outboxevent (event_id, topic, key, payload, event_type, schema_version, correlation_id, "
-            "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) RETURNING id",
-            [late_envelope["eventId"], resolve(TODO_EVENTS), str(alice.pk), json.dumps(late_envelope),
-             late_envelope["eventType"], late_envelope["schemaVersion"], late_envelope["correlationId"]],
-        ).fetchone()[0]
+        services.outbox_append(slow.cursor(), [late_envelope])
+        late_id = slow.execute("SELECT lastval()").fetchone()[0]
         early = services.todo_create(actor=alice, title="early", correlation_id="early")
         assert published(1)[0]["aggregateId"] == str(early.todo_id), "the later id went out first"
         early_id = slow.execute("SELECT last_value FROM todos_outboxevent_id_seq").fetchone()[0]
