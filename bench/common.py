@@ -34,12 +34,7 @@ def fill(topic: str, count: int, payload: bytes) -> None:
     producer = Producer(kafka.base_config(**{"linger.ms": 50, "batch.size": 1_000_000, "compression.type": "lz4",
                                              "queue.buffering.max.messages": 1_000_000}))
     for i in range(count):
-        while True:
-            try:
-                producer.produce(topic, value=payload, key=str(i % 1000).encode())
-                break
-            except BufferError:
-                producer.poll(0.1)
+        kafka.produce(producer, topic, value=payload, key=str(i % 1000).encode())
     assert producer.flush(60) == 0
 
 
@@ -152,3 +147,22 @@ def wait_http(port: int, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the server did not start")
+
+
+def log_append_time(topic: str) -> None:
+    """Have the broker stamp `topic`'s records with their append time (not the producer's
+    CreateTime), so that a record's timestamp says when Kafka acknowledged it."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET)])
+    admin = kafka.admin_client()  # held until the futures resolve: a collected client cancels them
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def percentile_ms(sorted_seconds: list[float], q: float) -> float:
+    """The q-quantile, in ms, of sorted values in seconds (nan when there are none)."""
+    if not sorted_seconds:
+        return float("nan")
+    return sorted_seconds[min(int(len(sorted_seconds) * q), len(sorted_seconds) - 1)] * 1000

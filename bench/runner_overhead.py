@@ -1,8 +1,11 @@
 """Runner overhead: messages/s through the runconsumer loop with a no-op handler, against a
-bare confluent-kafka consume loop over the same topic, alternated in one run.
+bare confluent-kafka consume loop over the same topic, and against sentry-arroyo (the library
+the runner's design follows) doing the same no-op work, alternated in one run.
 
 The bare loop does the least a real consumer does: consume batches, skip errors, hand each
 message's value to a function. Like the runner, it commits (asynchronously) after every batch.
+Arroyo runs its StreamProcessor with a RunTask step (the no-op function) and CommitOffsets, at
+its default commit policy (once a second), as its docs build a consumer.
 """
 import time
 import uuid
@@ -75,14 +78,46 @@ def runner_loop(topic: str) -> float:
     return MESSAGES / (handler.finished - handler.started)
 
 
+def arroyo_loop(topic: str) -> float:
+    from arroyo import Topic
+    from arroyo.backends.kafka import KafkaConsumer, build_kafka_consumer_configuration
+    from arroyo.commit import ONCE_PER_SECOND
+    from arroyo.processing import StreamProcessor
+    from arroyo.processing.strategies import CommitOffsets, ProcessingStrategyFactory, RunTask
+
+    clock = {"seen": 0, "started": None, "finished": None}
+
+    def handle(message):  # the same no-op work, and the count that ends the round
+        clock["seen"] += 1
+        if clock["started"] is None:
+            clock["started"] = time.perf_counter()
+        elif clock["seen"] == MESSAGES:
+            clock["finished"] = time.perf_counter()
+            processor.signal_shutdown()
+        return message.payload
+
+    class NoOp(ProcessingStrategyFactory):
+        def create_with_partitions(self, commit, partitions):
+            return RunTask(handle, CommitOffsets(commit))
+
+    consumer = KafkaConsumer(build_kafka_consumer_configuration(
+        kafka.base_config(), group_id=f"bench-arroyo-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest"))
+    processor = StreamProcessor(consumer, Topic(topic), NoOp(), ONCE_PER_SECOND)
+    processor.run()
+    return MESSAGES / (clock["finished"] - clock["started"])
+
+
 def run() -> None:
     with scratch_topic(partitions=6) as topic:
         print(f"  filling {topic} with {MESSAGES:,} messages of {len(PAYLOAD)} bytes ...", flush=True)
         fill(topic, MESSAGES, PAYLOAD)
-        bare, ours = [], []
-        for _ in range(ROUNDS):  # alternate, so that machine noise hits both alike
+        bare, ours, arroyo = [], [], []
+        for _ in range(ROUNDS):  # alternate, so that machine noise hits all alike
             bare.append(bare_loop(topic))
             ours.append(runner_loop(topic))
+            arroyo.append(arroyo_loop(topic))
         report("bare confluent-kafka consume loop (median)", median(bare), "msg/s")
         report("runconsumer loop, no-op handler, commits (median)", median(ours), "msg/s")
+        report("sentry-arroyo StreamProcessor, RunTask no-op (median)", median(arroyo), "msg/s")
         report_paired_ratio("ratio runner / bare", ours, bare, 0.7)
+        report_paired_ratio("ratio runner / arroyo", ours, arroyo, 1.0)
