@@ -50,6 +50,7 @@ TOO_MANY = 4429  # like HTTP 429: connects per user over WS_CONNECT_RATE; wait a
 TOO_BIG = 4413  # like HTTP 413; daphne lets applications close with 1000 or 3000-4999 only
 RESYNC = 4503  # like HTTP 503: the live stream broke; reconnect with your positions
 TODO_EVENT = "todo.event"  # a live message of the realtime consumer: {frame, partition, offset}
+MAX_HELD = 5000  # live messages kept while a socket catches up; past it, it reconnects (4503)
 MAX_FRAME_BYTES = 4096
 MAX_PARTITIONS = 1024
 POSITIONS = re.compile(r"^\d{1,5}:-?\d{1,19}(,\d{1,5}:-?\d{1,19})*$")
@@ -96,6 +97,7 @@ class TodoSocket(AsyncWebsocketConsumer):
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
         # Live messages wait here while the socket catches up, so that they follow what it sent.
         self.held: list[dict] | None = []
+        self.checks: set[asyncio.Task] = set()  # credential checks asked for by live messages
         positions = parse_positions(query.get("after", ""))
         try:
             await live.hub().join(user.pk, self)
@@ -197,8 +199,16 @@ class TodoSocket(AsyncWebsocketConsumer):
         kind = message.get("type")
         if kind in (access.AUTH_CHECK, access.ACCESS_CHANGED):
             handler = self.auth_check if kind == access.AUTH_CHECK else self.access_changed
-            asyncio.create_task(handler(message))  # a database read: not on the hub's one reader
+            check = asyncio.create_task(handler(message))  # a database read: not on the hub's one reader
+            self.checks.add(check)  # held, or the loop may collect it half done
+            check.add_done_callback(self.checks.discard)
         elif self.held is not None:
+            if len(self.held) >= MAX_HELD:
+                logger.warning("user %s's socket fell %d live messages behind while catching up: told to reconnect",
+                               self.user_id, MAX_HELD)
+                self.held = []
+                await self.close(code=RESYNC)
+                return
             self.held.append(message)
         else:
             await self._push(message)
