@@ -96,6 +96,7 @@ class Hub:
         self._url = url
         self._sockets: dict[str, set[Subscriber]] = {}  # channel -> sockets
         self._confirming: dict[str, asyncio.Event] = {}  # channel -> set once Redis confirmed the SUBSCRIBE
+        self._client: redis.asyncio.Redis | None = None
         self._pubsub = None
         self._tasks: list[asyncio.Task] = []
         self._probe_channel = ""
