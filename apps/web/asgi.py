@@ -11,6 +11,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.realtime.auth import OriginCheck, TokenQueryAuthMiddleware  # noqa: E402
 from apps.realtime.routing import websocket_urlpatterns  # noqa: E402
+from polystack import gcpolicy  # noqa: E402
+
+gcpolicy.start()  # thousands of long-lived sockets: keep full collections short (see gcpolicy)
 
 application = ProtocolTypeRouter(
     {

@@ -117,6 +117,10 @@ API_THROTTLE_RATES = {
 }
 LOGIN_THROTTLE_RATE = env.get("LOGIN_THROTTLE_RATE", "10/min")
 WS_CONNECT_RATE = env.get("WS_CONNECT_RATE", "30/min")
+# The web role's garbage collection (polystack/gcpolicy.py): freeze what is alive this often,
+# thaw and collect once this often (seconds; 0 switches a part off).
+GC_FREEZE_EVERY_S = env.get_int("GC_FREEZE_EVERY_S", 10)
+GC_THAW_EVERY_S = env.get_int("GC_THAW_EVERY_S", 3600)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
