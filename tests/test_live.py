@@ -28,7 +28,7 @@ async def until(condition, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the poll interval of this deadline wait
 
 
 @pytest.fixture
@@ -51,10 +51,12 @@ def test_a_users_messages_reach_each_of_their_sockets_in_order_once(prefix):
         sent = [(1, {"type": "t", "n": n}) for n in range(500)]
         sent.insert(250, (2, {"type": "t", "n": "theirs"}))
         assert await asyncio.to_thread(live.publish, sent) == 501
-        await until(lambda: len(tab.messages) == 500 and len(phone.messages) == 500 and other.messages)
-        await asyncio.sleep(0.2)  # nothing more comes
-        assert [m["n"] for m in tab.messages] == list(range(500)) == [m["n"] for m in phone.messages]
-        assert other.messages == [{"type": "t", "n": "theirs"}]
+        # A last message to each user, published after the rest: delivery is in publish order,
+        # so once it arrived, whatever was coming before it has come.
+        await asyncio.to_thread(live.publish, [(1, {"type": "end"}), (2, {"type": "end"})])
+        await until(lambda: all(s.messages and s.messages[-1] == {"type": "end"} for s in (tab, phone, other)))
+        assert [m.get("n") for m in tab.messages] == [*range(500), None] == [m.get("n") for m in phone.messages]
+        assert other.messages == [{"type": "t", "n": "theirs"}, {"type": "end"}]
         assert hub.subscribed_users == 2
 
     run(scenario())
@@ -63,16 +65,19 @@ def test_a_users_messages_reach_each_of_their_sockets_in_order_once(prefix):
 def test_nothing_reaches_a_socket_that_left(prefix):
     async def scenario():
         hub = live.Hub()
-        staying, leaving = Socket(), Socket()
+        staying, leaving, witness = Socket(), Socket(), Socket()
+        await hub.join(8, witness)  # another user's socket on the same hub: the barrier below
         await hub.join(7, staying)
         await hub.join(7, leaving)
         await hub.leave(7, leaving)
         await asyncio.to_thread(live.publish, [(7, {"type": "t", "n": 1})])
         await until(lambda: staying.messages)
         await hub.leave(7, staying)
-        assert hub.subscribed_users == 0
-        await asyncio.to_thread(live.publish, [(7, {"type": "t", "n": 2})])
-        await asyncio.sleep(0.2)
+        assert hub.subscribed_users == 1
+        # Published after the message for 7, on one connection, read on one: once the witness
+        # has its message, a message for 7 would have been handed out before it.
+        await asyncio.to_thread(live.publish, [(7, {"type": "t", "n": 2}), (8, {"type": "end"})])
+        await until(lambda: witness.messages)
         assert leaving.messages == [] and staying.messages == [{"type": "t", "n": 1}]
 
     run(scenario())
