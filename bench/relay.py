@@ -64,10 +64,10 @@ def relay(envelopes: list[dict]) -> float:
     return published / elapsed
 
 
-def _end_offsets(consumer: Consumer, topic: str) -> int:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-               for p in partitions)
+def _end_offsets(consumer: Consumer, topic: str, partitions) -> dict[int, int]:
+    """The next offset Kafka will write, per partition."""
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+            for p in partitions}
 
 
 def _appended_at(consumer: Consumer, topic: str, since: dict[int, int], event_ids: set[str]) -> dict[str, float]:
@@ -89,9 +89,8 @@ def concurrent(batches: list[list[dict]], todo_ids: list[str], *, through_outbox
                consumer: Consumer) -> tuple[float, list[float]]:
     """One round of the concurrent case: (events/s, sorted commit -> append delays in s)."""
     topic = resolve(TODO_EVENTS)
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    since = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
-             for p in partitions}
+    partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    since = _end_offsets(consumer, topic, partitions)
     target = sum(since.values()) + sum(map(len, batches))
     context = multiprocessing.get_context("spawn")
     results, start = context.Queue(), context.Barrier(len(batches) + 1)
@@ -101,7 +100,7 @@ def concurrent(batches: list[list[dict]], todo_ids: list[str], *, through_outbox
         writer.start()
     start.wait(timeout=120)
     started = time.time()
-    while _end_offsets(consumer, topic) < target:
+    while sum(_end_offsets(consumer, topic, partitions).values()) < target:
         time.sleep(0.01)
     elapsed = time.time() - started
     committed = dict(pair for _ in writers for pair in results.get(timeout=120))
