@@ -60,10 +60,15 @@ def publish(pushes: Iterable[tuple[int | str, dict]]) -> int:
     """Send each (user id, message) in order, all in one round trip; returns how many. Raises
     redis.RedisError when Redis cannot be reached (the caller decides: retry, or log)."""
     client = _publisher(settings.REDIS_URL)
+    # One event goes to several users: each message is encoded once. The message is kept with its
+    # text, so that its id cannot be reused by another during the call.
+    encoded: dict[int, tuple[dict, str]] = {}
     with client.pipeline(transaction=False) as pipe:
         count = 0
         for user_id, message in pushes:
-            pipe.publish(user_channel(user_id), json.dumps(message))
+            if id(message) not in encoded:
+                encoded[id(message)] = (message, json.dumps(message))
+            pipe.publish(user_channel(user_id), encoded[id(message)][1])
             count += 1
         if count:
             pipe.execute()
