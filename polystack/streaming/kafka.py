@@ -1,5 +1,6 @@
 """Kafka client configuration in one place, and a reachability check with one clear error."""
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
@@ -66,3 +67,19 @@ def produce(producer: Producer, topic: str, **kwargs: Any) -> None:
             return
         except BufferError:
             producer.poll(0.1)
+
+
+def dead_letter_headers(*, headers: list | None, topic: str, partition: int, offset: int, group_id: str,
+                        exc: Exception) -> list[tuple[str, bytes]]:
+    """A dead letter's headers: the original ones, then where it came from and why it failed.
+    Every role writes these same `dlq.*` headers, whatever its loop."""
+    return [
+        *(headers or []),
+        ("dlq.original.topic", topic.encode()),
+        ("dlq.original.partition", str(partition).encode()),
+        ("dlq.original.offset", str(offset).encode()),
+        ("dlq.consumer.group", group_id.encode()),
+        ("dlq.error.class", type(exc).__name__.encode()),
+        ("dlq.error.message", str(exc)[:2000].encode()),
+        ("dlq.failed.at", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
+    ]

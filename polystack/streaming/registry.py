@@ -8,8 +8,8 @@
     def handle(message: Message) -> None:
         ...
 
-`python manage.py runconsumer projections` then runs it. A handler is one of two kinds,
-told apart once, when it registers:
+`python manage.py runconsumer projections` then runs it (polystack.streaming.runner). A handler
+is one of two kinds, told apart once, when it registers:
 
 - a message handler (`MessageHandler`): a function of one message, or a class (instantiated
   once per process) with `handle(message)` and optionally `flush()` (called once a batch was
@@ -17,6 +17,10 @@ told apart once, when it registers:
   (drop buffered work before the batch is retried);
 - a batch handler (`BatchHandler`): a class with `handle_batch(messages)`, which applies a
   whole batch at once and returns the messages it rejects, each with its NonRetriableError.
+
+- a transactional handler (`TransactionalHandler`): a class with `process(batch)`, run exactly
+  once by polystack.streaming.transactional — its outputs, dead letters, state store changes
+  and offsets committed in one Kafka transaction per batch (`store=` names its state store).
 """
 import importlib
 import json
@@ -118,8 +122,11 @@ class ConsumerDefinition:
     group_id: str
     handler_factory: Callable[[], Handler]
     dlq_topic: str | None
-    handler_kind: Literal["message", "batch"] = "message"
-    commit_mode: Literal["manual", "auto"] = "manual"
+    handler_kind: Literal["message", "batch", "transactional"] = "message"
+    commit_mode: Literal["manual", "auto", "transactional"] = "manual"
+    store: str | None = None  # a transactional handler's state store (polystack.streaming.state)
+    outputs: tuple[str, ...] = ()  # declared topics a transactional handler sends to (checked at start)
+    consumer_config: dict[str, Any] = field(default_factory=dict)  # librdkafka settings of its own
     decoder: Callable[[bytes | None], Any] = decode_json
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     max_retries: int = 5
@@ -132,12 +139,17 @@ class ConsumerDefinition:
     description: str = ""
 
     def __post_init__(self):
+        object.__setattr__(self, "outputs", tuple(self.outputs))
         if not self.topics:
             raise ValueError(f"consumer {self.name!r} subscribes to no topic")
-        if self.commit_mode not in ("manual", "auto"):
-            raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual' or 'auto'")
-        if self.handler_kind not in ("message", "batch"):
-            raise ValueError(f"consumer {self.name!r}: handler_kind must be 'message' or 'batch'")
+        if self.handler_kind not in ("message", "batch", "transactional"):
+            raise ValueError(f"consumer {self.name!r}: handler_kind must be 'message', 'batch' or 'transactional'")
+        if (self.handler_kind == "transactional") != (self.commit_mode == "transactional"):
+            raise ValueError(f"consumer {self.name!r}: a transactional handler, and only one, commits transactionally")
+        if self.commit_mode not in ("manual", "auto", "transactional"):
+            raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual', 'auto' or 'transactional'")
+        if self.store is not None and self.handler_kind != "transactional":
+            raise ValueError(f"consumer {self.name!r}: only a transactional handler has a state store")
 
 
 class _FunctionHandler:
@@ -162,13 +174,16 @@ def consumer(*, name: str, topics: Iterable[str], group_id: str, dlq_topic: str 
 
     def decorate(target):
         factory = target if isinstance(target, type) else (lambda: _FunctionHandler(target))
+        kind = _kind_of(name, target)
+        if kind == "transactional":
+            options.setdefault("commit_mode", "transactional")
         register(
             ConsumerDefinition(
                 name=name,
                 topics=tuple(topics),
                 group_id=group_id,
                 handler_factory=factory,
-                handler_kind=_kind_of(name, target),
+                handler_kind=kind,
                 dlq_topic=dlq_topic,
                 description=options.pop("description", (target.__doc__ or "").strip().split("\n")[0]),
                 **options,
@@ -179,14 +194,15 @@ def consumer(*, name: str, topics: Iterable[str], group_id: str, dlq_topic: str 
     return decorate
 
 
-def _kind_of(name: str, target) -> Literal["message", "batch"]:
+def _kind_of(name: str, target) -> Literal["message", "batch", "transactional"]:
     if not isinstance(target, type):
         return "message"
-    batch, message = callable(getattr(target, "handle_batch", None)), callable(getattr(target, "handle", None))
-    if batch == message:
-        raise TypeError(f"consumer {name!r}: {target.__name__} needs handle(message) or handle_batch(messages), "
-                        "one of the two")
-    return "batch" if batch else "message"
+    kinds = [kind for kind, method in (("batch", "handle_batch"), ("message", "handle"), ("transactional", "process"))
+             if callable(getattr(target, method, None))]
+    if len(kinds) != 1:
+        raise TypeError(f"consumer {name!r}: {target.__name__} needs handle(message), handle_batch(messages) or "
+                        "process(batch), one of them")
+    return kinds[0]
 
 
 def _discover() -> None:

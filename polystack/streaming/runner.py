@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -137,10 +136,6 @@ class _DlqLimiter:
             )
 
 
-def _utcnow_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Runner:
     def __init__(self, definition: ConsumerDefinition, options: RunnerOptions | None = None):
         self.definition = definition
@@ -211,8 +206,8 @@ class Runner:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    # --- clients -------------------------------------------------------------------------
-    def _consumer_config(self) -> dict:
+    # --- clients (consumer_config and the rebalance callbacks are what a subclass extends) ----
+    def consumer_config(self) -> dict:
         auto = self.definition.commit_mode == "auto"
         return kafka.base_config(
             **{
@@ -226,6 +221,7 @@ class Runner:
                 "session.timeout.ms": 10_000,
                 "logger": logging.getLogger("polystack.streaming.librdkafka"),
                 "error_cb": self._on_error,
+                **self.definition.consumer_config,
             }
         )
 
@@ -245,11 +241,11 @@ class Runner:
         else:
             self._errors_logged[error.code()] = (seen, repeats + 1)
 
-    def _on_assign(self, consumer, partitions) -> None:
+    def on_assign(self, consumer, partitions) -> None:
         self._set_assigned(self.stats.assigned | {(p.topic, p.partition) for p in partitions})
         logger.info("assigned %s %s", _describe(partitions), self._log_extra)
 
-    def _on_revoke(self, consumer, partitions) -> None:
+    def on_revoke(self, consumer, partitions) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
         # Work finished on these partitions must be committed before another member gets them.
         self._commit({tp: off for tp, off in self._pending.items() if tp in revoked}, wait=True)
@@ -258,7 +254,7 @@ class Runner:
         self._set_assigned(self.stats.assigned - revoked)
         logger.info("revoked %s %s", _describe(partitions), self._log_extra)
 
-    def _on_lost(self, consumer, partitions) -> None:
+    def on_lost(self, consumer, partitions) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
         for tp in lost:
             self._pending.pop(tp, None)  # no longer ours to commit; the new owner redelivers
@@ -272,11 +268,11 @@ class Runner:
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> None:
         """Consume until stop(); raise ConsumerStoppedError on a loud stop."""
-        self._consumer = Consumer(self._consumer_config())
+        self._consumer = Consumer(self.consumer_config())
         if self.dlq_topic:
             self._dlq = Producer(kafka.producer_config(logger=logging.getLogger("polystack.streaming.librdkafka")))
         self._consumer.subscribe(
-            self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            self.topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
         )
         logger.info("consuming %s %s", ",".join(self.topics), self._log_extra)
         try:
@@ -514,16 +510,8 @@ class Runner:
                 f"poison message at {message.topic}[{message.partition}]@{message.offset} "
                 f"and no DLQ is configured: {type(exc).__name__}: {exc}"
             )
-        headers = [
-            *message.headers,
-            ("dlq.original.topic", message.topic.encode()),
-            ("dlq.original.partition", str(message.partition).encode()),
-            ("dlq.original.offset", str(message.offset).encode()),
-            ("dlq.consumer.group", self.group_id.encode()),
-            ("dlq.error.class", type(exc).__name__.encode()),
-            ("dlq.error.message", str(exc)[:2000].encode()),
-            ("dlq.failed.at", _utcnow_iso().encode()),
-        ]
+        headers = kafka.dead_letter_headers(headers=message.headers, topic=message.topic, partition=message.partition,
+                                            offset=message.offset, group_id=self.group_id, exc=exc)
         self._dlq.produce(self.dlq_topic, key=message.key, value=message.value, headers=headers)
         self._dlq.poll(0)
         self._dlq_unflushed = True

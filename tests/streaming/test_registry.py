@@ -45,7 +45,7 @@ def test_every_app_consumer_is_wired_to_declared_topics(name):
     assert all(topic in BY_NAME for topic in definition.topics), "subscribes to declared topics only"
     assert definition.dlq_topic in BY_NAME, "has a declared DLQ topic"
     handler = definition.handler_factory()
-    method = "handle_batch" if definition.handler_kind == "batch" else "handle"
+    method = {"batch": "handle_batch", "message": "handle", "transactional": "process"}[definition.handler_kind]
     assert callable(getattr(handler, method, None)), f"a {definition.handler_kind} handler has {method}()"
 
 
@@ -62,6 +62,6 @@ def test_the_kind_of_handler_is_told_once_when_it_registers():
     kinds = registry.get_consumers()
     assert (kinds["test-kind-function"].handler_kind, kinds["test-kind-batch"].handler_kind) == ("message", "batch")
     for methods in ({}, {"handle": lambda self, m: None, "handle_batch": lambda self, ms: []}):
-        with pytest.raises(TypeError, match="one of the two"):
+        with pytest.raises(TypeError, match="one of them"):
             registry.consumer(name="test-kind-unclear", topics=["todo-events"], group_id="g", dlq_topic=None)(
                 type("Unclear", (), methods))

@@ -1,5 +1,6 @@
 """Run one registered Kafka consumer in the foreground: the process of one role."""
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from polystack import db
 from polystack.streaming import kafka
 from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
 from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
+from polystack.streaming.transactional import TransactionalRunner
 from polystack.streaming.topics import resolve
 
 
@@ -19,7 +21,8 @@ class Command(BaseCommand):
         "  python manage.py runconsumer projections\n"
         "  python manage.py runconsumer projections --max-batch-size 1000 --max-batch-time-ms 500\n"
         "  python manage.py runconsumer notifications --group-id notif-debug --auto-offset-reset latest\n"
-        "  python manage.py runconsumer realtime --healthcheck-file /tmp/realtime.alive\n\n"
+        "  python manage.py runconsumer realtime --healthcheck-file /tmp/realtime.alive\n"
+        "  python manage.py runconsumer analytics --state-dir /var/lib/polystack/state\n\n"
         "Exit status: 0 after a clean stop, 1 after a loud stop (DLQ limit, retries exhausted), "
         "2 when Kafka, PostgreSQL or a topic is missing."
     )
@@ -36,6 +39,11 @@ class Command(BaseCommand):
             help="Where a group without committed offsets starts.",
         )
         parser.add_argument("--healthcheck-file", type=Path, help="File touched on every poll while healthy.")
+        parser.add_argument("--instance", default=os.environ.get("POLYSTACK_INSTANCE", "0"),
+                            help="A transactional consumer's process slot: its transactional.id is <group>.<instance>; "
+                                 "two processes of one group need two slots (default: $POLYSTACK_INSTANCE or 0).")
+        parser.add_argument("--state-dir", type=Path,
+                            help="A transactional consumer's state stores go here (default: STREAM_STATE_DIR).")
 
     def handle(self, *args, name: str | None, list: bool, **options):
         if list:
@@ -49,10 +57,16 @@ class Command(BaseCommand):
             definition = get_consumer(name)
         except UnknownConsumerError as exc:
             raise CommandError(str(exc)) from None
-        needed = definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ())
+        needed = definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ()) + definition.outputs
         self._check_dependencies(tuple(resolve(topic) for topic in needed))
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", options["instance"]):
+            raise CommandError("--instance takes letters, digits, '.', '_' and '-' (at most 64)")
+        if options["state_dir"] is not None and definition.store is None:
+            raise CommandError(f"--state-dir is for a consumer with a state store; {name} has none")
 
-        runner = Runner(
+        kind = TransactionalRunner if definition.commit_mode == "transactional" else Runner
+        extra = {"state_dir": options["state_dir"], "instance": options["instance"]} if kind is TransactionalRunner else {}
+        runner = kind(
             definition,
             RunnerOptions(
                 max_batch_size=options["max_batch_size"],
@@ -62,6 +76,7 @@ class Command(BaseCommand):
                 auto_offset_reset=options["auto_offset_reset"],
                 healthcheck_file=options["healthcheck_file"],
             ),
+            **extra,
         )
         runner.install_signal_handlers()
         try:
