@@ -13,6 +13,7 @@ class AdvisoryLock(enum.IntEnum):
     RELAY_LEADER = 7_361_001  # session lock of the active relay (apps.todos.relay)
     PROJECTION = 7_361_002  # live applies share it; the rebuild's swap takes it alone (apps.projections)
     REPLAY = 7_361_003  # one replay at a time (apps.projections.replay)
+    ANALYTICS_PARTITIONS = 7_361_004  # creating or dropping time partitions (apps.analytics.partitions)
 
 
 class DatabaseUnreachableError(Exception):

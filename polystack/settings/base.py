@@ -180,6 +180,26 @@ KAFKA_TOPIC_PREFIX = env.get("KAFKA_TOPIC_PREFIX", "")
 PROJECTION_SNAPSHOT_EVERY = env.get_int("PROJECTION_SNAPSHOT_EVERY", 100_000)
 READ_YOUR_WRITES_TIMEOUT_S = float(env.get("READ_YOUR_WRITES_TIMEOUT_S", "2.0"))
 
+# Stream applications (polystack.streaming.streams) keep their state stores under this folder,
+# one subfolder per app; losing it costs a restore from the changelog topics, nothing more.
+STREAM_STATE_DIR = env.get("STREAM_STATE_DIR", str(BASE_DIR / ".stack" / "state"))
+# Phase 3 analytics (apps/analytics). An event up to ANALYTICS_GRACE_S after a window's end
+# still counts in it; later ones are dropped from it and recorded as late. An occurredAt more
+# than ANALYTICS_MAX_CLOCK_SKEW_S after the broker received the event is refused (DLQ).
+ANALYTICS_GRACE_MS = 1000 * env.get_int("ANALYTICS_GRACE_S", 600)
+ANALYTICS_MAX_CLOCK_SKEW_MS = 1000 * env.get_int("ANALYTICS_MAX_CLOCK_SKEW_S", 300)
+# Window results and health samples older than this are dropped, a whole partition at a time.
+ANALYTICS_RETENTION_DAYS = env.get_int("ANALYTICS_RETENTION_DAYS", 400)
+# Aging todos: not updated in this many days (the health samples; the API takes ?days=).
+ANALYTICS_AGING_DAYS = env.get_int("ANALYTICS_AGING_DAYS", 7)
+# Health metrics are sampled from the projection this often (Celery beat), per owner and team.
+ANALYTICS_HEALTH_EVERY_S = env.get_int("ANALYTICS_HEALTH_EVERY_S", 300)
+CELERY_BEAT_SCHEDULE |= {
+    "analytics-sample-health": {"task": "apps.analytics.tasks.sample_health",
+                                "schedule": float(ANALYTICS_HEALTH_EVERY_S)},
+    "analytics-maintain-partitions": {"task": "apps.analytics.tasks.maintain_partitions", "schedule": 3600.0},
+}
+
 # Extra modules that register consumers, besides every app's `consumers` module.
 POLYSTACK_CONSUMER_MODULES = env.get_list("POLYSTACK_CONSUMER_MODULES", "")
 

@@ -23,9 +23,12 @@ TODO_EVENTS_DLQ = "todo-events-dlq"
 REMINDER_EVENTS = "reminder-events"
 REMINDER_EVENTS_DLQ = "reminder-events-dlq"
 DEVICE_SYNC_EVENTS = "device-sync-events"
-ANALYTICS_COMPLETED_HOURLY = "analytics-completed-hourly"
-ANALYTICS_COMPLETION_TIME_HOURLY = "analytics-completion-time-hourly"
-ANALYTICS_USER_ACTIVITY_HOURLY = "analytics-user-activity-hourly"
+ANALYTICS_HOURLY = "analytics-hourly"
+ANALYTICS_DAILY = "analytics-daily"
+ANALYTICS_ROLLING = "analytics-rolling-24h"
+ANALYTICS_ACTIVITY = "analytics-activity-60m"
+ANALYTICS_LATE_EVENTS = "analytics-late-events"
+ANALYTICS_DLQ = "analytics-dlq"
 
 _DLQ = {"retention.ms": str(30 * DAY_MS)}
 _WINDOWED_AGGREGATE = {"cleanup.policy": "compact"}
@@ -41,24 +44,19 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REMINDER_EVENTS, partitions=3, description="ReminderDue and friends, keyed by userId."),
     TopicSpec(REMINDER_EVENTS_DLQ, partitions=1, description="reminder-events a consumer could not handle.", config=_DLQ),
     TopicSpec(DEVICE_SYNC_EVENTS, partitions=6, description="Per-device sync events, keyed by userId."),
-    TopicSpec(
-        ANALYTICS_COMPLETED_HOURLY,
-        partitions=1,
-        description="Todos completed per hour window; the latest count per window.",
-        config=_WINDOWED_AGGREGATE,
-    ),
-    TopicSpec(
-        ANALYTICS_COMPLETION_TIME_HOURLY,
-        partitions=1,
-        description="Average time from creation to completion per hour window.",
-        config=_WINDOWED_AGGREGATE,
-    ),
-    TopicSpec(
-        ANALYTICS_USER_ACTIVITY_HOURLY,
-        partitions=1,
-        description="Events per user per hour window.",
-        config=_WINDOWED_AGGREGATE,
-    ),
+    # Window results of apps.analytics, keyed "<userId>:<start>:<end>": compaction keeps each
+    # window's latest (absolute) value, which is all a reader needs.
+    TopicSpec(ANALYTICS_HOURLY, partitions=3, config=_WINDOWED_AGGREGATE,
+              description="Each user's activity per hour (tumbling window): created, completed, who acted."),
+    TopicSpec(ANALYTICS_DAILY, partitions=3, config=_WINDOWED_AGGREGATE,
+              description="The same per day (tumbling window)."),
+    TopicSpec(ANALYTICS_ROLLING, partitions=3, config=_WINDOWED_AGGREGATE,
+              description="Created and completed over 24 hours, every 6 hours (hopping window)."),
+    TopicSpec(ANALYTICS_ACTIVITY, partitions=3, config=_WINDOWED_AGGREGATE,
+              description="Each user's events in the 60 minutes up to each event (sliding window)."),
+    TopicSpec(ANALYTICS_LATE_EVENTS, partitions=1, config=_DLQ,
+              description="Events that came after a window's grace period, and the window they missed."),
+    TopicSpec(ANALYTICS_DLQ, partitions=1, description="analytics-* records the sink could not store.", config=_DLQ),
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
