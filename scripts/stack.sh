@@ -307,6 +307,13 @@ case "${1:-}" in
       say "installing chromium from Debian for the browser tests"
       apt_install chromium
     fi
+    # The analytics export tests read the PDFs back with pdftotext (poppler-utils).
+    if command -v pdftotext >/dev/null; then
+      say "pdftotext: $(command -v pdftotext)"
+    else
+      [ "$(id -u)" = 0 ] || die "pdftotext is missing; install Debian's poppler-utils package"
+      apt_install poppler-utils
+    fi
     ;;
   status)
     rc=0

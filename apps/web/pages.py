@@ -53,3 +53,15 @@ def todos(request: HttpRequest) -> HttpResponse:
         "preferences": notification_selectors.preferences_of(user_id=user.pk),
     }
     return render(request, "web/todos.html", {"bootstrap": bootstrap})
+
+
+@login_required
+def analytics(request: HttpRequest) -> HttpResponse:
+    """The analytics dashboard: charts of /api/analytics/, refreshed by live frames."""
+    user = request.user
+    scopes = [{"value": "own", "label": "My todos"}]
+    scopes += [{"value": f"team:{team.id}", "label": f"Team {team.name}"}
+               for team in Team.objects.filter(members=user).order_by("name")]
+    if user.is_staff:
+        scopes.append({"value": "all", "label": "Everyone"})
+    return render(request, "web/analytics.html", {"bootstrap": {"scopes": scopes}})

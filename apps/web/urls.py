@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from apps.analytics.api.views import AnalyticsViewSet
 from apps.notifications.api.views import NotificationViewSet
 from apps.todos.api.teams import InvitationViewSet, TeamViewSet
 from apps.web import pages
@@ -19,10 +20,12 @@ router.register("todos", TodoViewSet, basename="todo")
 router.register("teams", TeamViewSet, basename="team")
 router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("analytics", AnalyticsViewSet, basename="analytics")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/todos/", permanent=False)),
     path("todos/", pages.todos, name="todos"),
+    path("analytics/", pages.analytics, name="analytics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),

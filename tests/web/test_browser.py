@@ -1,17 +1,13 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright), on the
 real web role, relay, consumers, Celery worker, SMTP server, Kafka, PostgreSQL and Redis."""
-import os
 import re
-import shutil
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from apps.todos.models import Team
-from tests.factories import PASSWORD
 from tests.helpers import unique, wait_until
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+from tests.web.conftest import sign_in
 
 
 @pytest.fixture
@@ -22,27 +18,6 @@ def system(roles, web, worker):
     roles("runconsumer", "notifications", "--group-id", unique("notifications"))
     worker()
     return web
-
-
-@pytest.fixture
-def browser():
-    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: make test installs Debian's chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-def sign_in(browser, base: str, username: str):
-    page = browser.new_context().new_page()
-    page.goto(f"{base}/todos/")
-    expect(page).to_have_url(f"{base}/login/?next=/todos/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base}/todos/")
-    expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
-    return page
 
 
 @pytest.fixture

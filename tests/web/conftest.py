@@ -1,0 +1,31 @@
+"""The browser the web tests drive: Debian's Chromium, headless, through Playwright."""
+import os
+import shutil
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.factories import PASSWORD
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: make test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def sign_in(browser, base: str, username: str):
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/todos/")
+    expect(page).to_have_url(f"{base}/login/?next=/todos/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/todos/")
+    expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
+    return page
