@@ -15,6 +15,7 @@ BENCHMARKS = {
     "projection": "bench.projection",
     "commands": "bench.commands",
     "fanout": "bench.fanout",
+    "analytics": "bench.analytics",
     # Last: rebuilding 1,000,000 rows leaves PostgreSQL minutes of checkpoint and vacuum work
     # that would land on whatever ran next.
     "replay": "bench.replay_million",
