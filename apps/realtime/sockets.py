@@ -15,6 +15,8 @@ user may see, then `{"type": "ready"}`, then live frames. Frames:
     {"type": "error", "error": "..."}        a malformed frame; the socket stays open
     {"type": "pong"}
     {"type": "reload"}    what the user may see changed (they left a team): read the list afresh
+    {"type": "analytics.updated", "windows": [...]}   analytics windows the user may see changed
+        (sent by apps.analytics' sink): a dashboard reads /api/analytics/ again
   client → server
     {"type": "catchup", "todoId": "...", "afterVersion": n, "beforeVersion": m}
         a gap seen in a todo's aggregateVersion (live pushes may be dropped): the

@@ -1,10 +1,12 @@
 """The analytics stream against the real broker and database: window boundaries, grace and
 late events, dead letters, and agreement with the batch recomputation (apps.analytics.verify)."""
+import io
 import json
 import random
 import re
 from datetime import UTC, datetime, timedelta
 
+from django.core.management import call_command
 from django.db import connection
 
 from apps.analytics.models import LateEvent
@@ -74,6 +76,9 @@ def test_windows_count_what_hand_computation_says_and_late_events_are_recorded(a
     assert ("sliding", "10:40") in recorded  # the late event's own hour, gone entirely
     assert ("rolling", "12:00") in recorded  # of the four days holding 11:40, the one that ended at 12:00
     assert ("daily", "00:00") not in recorded
+    out = io.StringIO()
+    call_command("analytics", "verify", "--from", "2026-03-02T00:00Z", stdout=out)
+    assert "6 events read" in out.getvalue() and "the stream and the batch agree" in out.getvalue()
 
 
 def _dead_letters(expected: int) -> list:
@@ -115,18 +120,18 @@ def _timeline(users: int, count: int, seed: int) -> list[dict]:
     return activity(users=ids, count=count, start=T0, span=timedelta(days=5), seed=seed, teams={team: ids[:5]})
 
 
-def test_a_killed_role_without_its_state_restores_it_from_the_changelog(analytics):
+def test_a_killed_role_restores_its_state_from_the_changelog_and_a_restarted_one_from_its_folder(analytics):
     todo_events = resolve(topics.TODO_EVENTS)
-    envelopes = _timeline(users=40, count=4000, seed=3)
+    envelopes = _timeline(users=40, count=5000, seed=3)
     publish(todo_events, envelopes[:3000])
     analytics.start()
     helpers.wait_until(lambda: _stored_rows() > 500, timeout=60, what="the stream to be under way")
-    analytics.stream.kill()  # SIGKILL: no clean shutdown, no last commit
+    analytics.stream.kill()  # SIGKILL: no clean shutdown, a transaction perhaps left open
     analytics.stream.wait()
     import shutil
 
     shutil.rmtree(analytics.state_dir)  # the disk is gone too
-    publish(todo_events, envelopes[3000:])
+    publish(todo_events, envelopes[3000:4000])
     analytics.start_stream()
     helpers.wait_until(lambda: helpers.caught_up(analytics.group, todo_events), timeout=120,
                        what="the restarted role to reach the end of todo-events")
@@ -134,21 +139,14 @@ def test_a_killed_role_without_its_state_restores_it_from_the_changelog(analytic
     restored = [int(n) for n in re.findall(r"keys, (\d+) changelog records restored", analytics.log())]
     assert sum(restored) > 0, "the second start restored its state from the changelog"
 
-
-def test_a_restart_that_keeps_its_state_carries_on_where_it_committed(analytics):
-    todo_events = resolve(topics.TODO_EVENTS)
-    envelopes = _timeline(users=30, count=3000, seed=4)
-    publish(todo_events, envelopes[:2000])
-    analytics.start()
-    helpers.wait_until(lambda: helpers.caught_up(analytics.group, todo_events), timeout=120, what="the first part")
-    code, _, _ = helpers.stop(analytics.stream)
+    code, _, _ = helpers.stop(analytics.stream)  # now a clean stop, the state folder kept
     assert code == 0
-    publish(todo_events, envelopes[2000:])
+    publish(todo_events, envelopes[4000:])
     analytics.start_stream()
     helpers.wait_until(lambda: helpers.caught_up(analytics.group, todo_events), timeout=120, what="the rest")
     helpers.wait_until(analytics.agree, timeout=60, what="the stream to agree with the batch")
-    second_start = analytics.log().split("consuming ")[-1]
-    restores = re.findall(r"keys, (\d+) changelog records restored", second_start)
+    third_start = analytics.log().split("consuming ")[-1]
+    restores = re.findall(r"keys, (\d+) changelog records restored", third_start)
     assert restores and set(restores) == {"0"}, "the kept local state needed nothing from the changelog"
 
 
@@ -156,3 +154,21 @@ def _stored_rows() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM analytics_window")
         return cursor.fetchone()[0]
+
+
+def test_a_fresh_group_over_a_hundred_thousand_events_of_many_users_drops_nothing_as_late(analytics):
+    """Backfill: every partition full of history, many users interleaved in each; a new group
+    reads it all. Per-user event time means no user's events are late for another's sake."""
+    from tests.analytics.synthetic import activity
+
+    todo_events = resolve(topics.TODO_EVENTS)
+    users = list(range(20_000, 20_500))
+    teams = {"0b5e7c1e-0000-4000-8000-000000000004": users[:40]}
+    publish(todo_events, activity(users=users, count=100_000, start=T0, span=timedelta(days=20), seed=7, teams=teams))
+    analytics.start()
+    helpers.wait_until(lambda: helpers.caught_up(analytics.group, todo_events), timeout=240,
+                       what="the processor to read the 100,000 events")
+    helpers.wait_until(analytics.agree, timeout=240, what="the stream to agree with the batch")
+    from apps.analytics.models import LateEvent
+
+    assert not LateEvent.objects.filter(topic=todo_events).exists(), "nothing was late"

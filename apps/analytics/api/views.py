@@ -44,7 +44,7 @@ class AnalyticsViewSet(viewsets.ViewSet):
     lookup_field = "metric"
     lookup_value_regex = r"[a-z-]{1,40}"
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="analytics_metrics", responses={200: OpenApiTypes.OBJECT})
     def list(self, request: Request) -> Response:
         """The metrics, each with what it measures."""
         return Response({"metrics": [
@@ -70,7 +70,7 @@ class AnalyticsViewSet(viewsets.ViewSet):
         answer["Content-Disposition"] = f'attachment; filename="polystack-analytics-{stamp}.{kind}"'
         return answer
 
-    @extend_schema(parameters=PARAMETERS, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="analytics_metric", parameters=PARAMETERS, responses={200: OpenApiTypes.OBJECT})
     def retrieve(self, request: Request, metric: str) -> Response:
         """One metric over time: `series` of `points` ({t, value}), one series per breakdown."""
         if metric not in selectors.METRICS:
