@@ -10,6 +10,8 @@
 import json
 import re
 
+import orjson
+
 from apps.analytics import facts, selectors, services
 from apps.analytics.processor import WindowProcessor
 from apps.analytics.windows import WINDOWS, WindowSpec
@@ -97,7 +99,7 @@ def late_event(payload) -> dict:
     group_id="analytics-sink-group",
     dlq_topic=topics.ANALYTICS_DLQ,
     decoder=decode_bytes,
-    max_batch_size=5000,
+    max_batch_size=20_000,  # one upsert statement per batch: a backfill writes fewer, bigger ones
     # Reading committed transactions only, a fetch that finds none waits fetch.wait.max.ms
     # (500 ms by default) even after the transaction commits: that would be the sink's latency.
     consumer_config={"fetch.wait.max.ms": 20},
@@ -111,11 +113,16 @@ class WindowSink:
 
     def handle_batch(self, messages: list[Message]) -> list[tuple[Message, NonRetriableError]]:
         rows, late, rejected = [], [], []
+        # A window sent again later in the batch supersedes what came before (as compaction
+        # would): only its last record is read.
+        last = {(message.topic, message.key): message for message in messages if message.key is not None}
         for message in messages:
+            if message.key is not None and last[(message.topic, message.key)] is not message:
+                continue
             try:
                 try:
-                    payload = json.loads(message.value) if message.value is not None else None
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                    payload = orjson.loads(message.value) if message.value is not None else None
+                except orjson.JSONDecodeError:
                     raise BadRecordError("undecodable JSON") from None
                 if message.topic == self._late_topic:
                     late.append(late_event(payload))

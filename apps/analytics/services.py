@@ -1,7 +1,7 @@
 """Writes of the analytics app: window results into the time series, late events, health samples."""
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -18,8 +18,7 @@ def from_ms(epoch_ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
 
 
-@dataclass(frozen=True)
-class WindowRow:
+class WindowRow(NamedTuple):
     window_name: str
     owner_id: int
     team_id: str | None
