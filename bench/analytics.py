@@ -182,15 +182,16 @@ def live_lag() -> tuple[float, float, int, list[float]]:
             assert answer.status < 300, (answer.status, data[:200])
             return json.loads(data) if data else {}
 
+        since = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
         def completed() -> int:
-            answer = call("GET", "/api/analytics/completed/?scope=all&bucket=hour", staff_token)
+            answer = call("GET", f"/api/analytics/completed/?scope=all&bucket=hour&from={since}", staff_token)
             return sum(p["value"] for p in answer["series"][0]["points"])
 
         total = LIVE_RATE * LIVE_SECONDS
         todos = [(tokens[i % LIVE_USERS], call("POST", "/api/todos/", tokens[i % LIVE_USERS],
                                                {"title": f"live {i}"})["id"]) for i in range(total)]
         base = completed()
-        sent: list[float] = []
         seen: dict[int, float] = {}
         api_times: list[float] = []
         done = threading.Event()
@@ -209,13 +210,31 @@ def live_lag() -> tuple[float, float, int, list[float]]:
 
         watcher_thread = threading.Thread(target=watch)
         watcher_thread.start()
-        start = time.perf_counter()
-        for i, (token, todo_id) in enumerate(todos):
-            pause = start + i / LIVE_RATE - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            sent.append(time.perf_counter())
-            call("POST", f"/api/todos/{todo_id}/complete/", token)
+        # Commands wait for their projection (read-your-writes): one client in turn could not
+        # keep 100/s, so several send, each command at its own moment of the schedule.
+        start = time.perf_counter() + 0.5
+        sent = [0.0] * total
+        queue = iter(range(total))
+        lock = threading.Lock()
+
+        def sender() -> None:
+            while True:
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                pause = start + i / LIVE_RATE - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                sent[i] = time.perf_counter()
+                token, todo_id = todos[i]
+                call("POST", f"/api/todos/{todo_id}/complete/", token)
+
+        senders = [threading.Thread(target=sender) for _ in range(16)]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
         watcher_thread.join(timeout=60)
         done.set()
     finally:
@@ -254,7 +273,18 @@ def run() -> None:
     finally:
         helpers.delete_topics([sample])
 
-    p50, p99, count, stream = live_lag()
+    # Live on topics of its own: todo-events above holds the backfill, which new groups would
+    # read first. Under the run's prefix, so the run's cleanup drops them too.
+    from django.conf import settings
+    from django.core.management import call_command
+
+    prefix = settings.KAFKA_TOPIC_PREFIX
+    settings.KAFKA_TOPIC_PREFIX = os.environ["KAFKA_TOPIC_PREFIX"] = prefix + "live."
+    try:
+        call_command("ensuretopics", stdout=open(os.devnull, "w"))
+        p50, p99, count, stream = live_lag()
+    finally:
+        settings.KAFKA_TOPIC_PREFIX = os.environ["KAFKA_TOPIC_PREFIX"] = prefix
     print(f"  {'live: completion command -> counted by the API':<52} p50 {p50:,.0f} ms, p99 {p99:,.0f} ms "
           f"({count} commands at {LIVE_RATE}/s; target p99 < 2,000 ms: {'meets' if p99 < 2000 else 'BELOW'})",
           flush=True)
