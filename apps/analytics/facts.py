@@ -4,8 +4,8 @@ A todo event becomes one *fact*: the few things the metrics need (what happened,
 team and priority, who did it, how long it took to complete), found through the todo's state
 (`TodoFacts`, kept per todo in the owner's state store). Window values are then folded from
 facts, and a window value becomes the rows of `analytics_window` (metric, team, dimension,
-value). apps.analytics.topology runs these in Quix Streams windows; apps.analytics.verify
-runs them over the whole topic in batch, as the oracle the stream is checked against.
+value). apps.analytics.processor runs these in its windows, batch by batch; apps.analytics.verify
+runs them over the whole topic at once, as the oracle the stream is checked against.
 """
 import re
 from datetime import UTC, datetime, timedelta
@@ -71,8 +71,8 @@ def fact_of(envelope: dict, todo: dict | None) -> tuple[dict, dict | None]:
 
 
 # --- window values ----------------------------------------------------------------------
-# Folded from facts with `add_*` (Quix's reduce(reducer, initializer) calls them). Plain
-# dicts of lists and ints: they are the state store's values, serialised as JSON.
+# Folded from facts with `add_*` (apps.analytics.windows.UserWindows calls them). Plain dicts
+# of lists and ints: they are the state store's values, serialised as JSON.
 
 def new_activity() -> dict:
     """The tumbling windows' value: {"c": {"team|priority": [created, completed, completion ms

@@ -4,9 +4,10 @@ compared with what the stream wrote (analytics_window).
 Stream processing and batch processing of the same events must agree. The batch reads each
 partition from its first offset to the end it had when verify started, keeps each todo's
 state in a dict where the stream keeps it in a state store, and puts each fact in every window
-its time falls in — plain arithmetic where the stream runs Quix windows. It shares with the
-stream only the definition of a fact and of a window's value (apps.analytics.facts): what is
-checked is the streaming machinery — state stores, windows, exactly-once delivery, the sink.
+its time falls in — plain arithmetic where the stream keeps open windows per user and batch.
+It shares with the stream only the definition of a fact and of a window's value
+(apps.analytics.facts) and of which windows an instant falls in: what is checked is the
+streaming machinery — state stores, lateness, exactly-once delivery, the sink.
 
 The stream drops an event from a window it reaches after the grace period, and records each
 such drop (LateEvent); the batch leaves the same (event, window) pairs out, so a difference
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from django.db import connection
 
-from apps.analytics import facts, services
+from apps.analytics import facts, partitions, services
 from apps.analytics.models import LateEvent
 from apps.analytics.processor import decode
 from apps.analytics.windows import WINDOWS
@@ -151,7 +152,7 @@ def verify(*, start: datetime | None = None, end: datetime | None = None,
     late = {(w, t, p, o, (s - facts.EPOCH) // timedelta(milliseconds=1)) for w, t, p, o, s in late}
     report = recompute(read_events(progress=progress), late=late)
     report.late_drops = len(late)
-    cutoff = services.partitions.retention_cutoff()
+    cutoff = partitions.retention_cutoff()
     low = max(start, cutoff) if start else cutoff
     report.expected = {key: value for key, value in report.expected.items()
                        if key[3] >= low and (end is None or key[3] < end)}

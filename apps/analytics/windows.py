@@ -1,5 +1,6 @@
-"""The analytics windows, as data: each a Quix Streams window over the facts of one user
-(apps.analytics.facts), the topic its results go to, and the shape of its value.
+"""The analytics windows, as data — each a window over the facts of one user
+(apps.analytics.facts), the topic its results go to, and the shape of its value — and
+`UserWindows`, one user's open windows as the processor folds them.
 
 - `hourly` and `daily` (tumbling): the activity of each hour and day — created and completed
   todos by team and priority, completion times, who acted, who assigned to whom.
@@ -43,9 +44,9 @@ class WindowSpec:
         return self.shape != "rate" or fact["k"] != facts.OTHER
 
     def ranges(self, timestamp_ms: int) -> list[tuple[int, int]]:
-        """The (start, end) of every window an event at `timestamp_ms` falls in: Quix's rule,
-        written out again for the batch recomputation (a sliding window's is the hour ending
-        with the event, both ends inclusive)."""
+        """The (start, end) of every window an event at `timestamp_ms` falls in (a sliding
+        window's is the hour ending with the event, both ends inclusive). Windows are aligned
+        to the epoch, as Kafka Streams' and Quix Streams' are."""
         if self.kind == "sliding":
             return [(max(0, timestamp_ms - self.duration_ms), timestamp_ms)]
         # Windows start at multiples of the step (of the duration, tumbling), from the epoch.
