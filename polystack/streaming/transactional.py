@@ -59,9 +59,6 @@ class Batch:
     rejected: list[tuple[Message, NonRetriableError]] = field(default_factory=list)
     _resolved: dict[str, str] = field(default_factory=dict)  # declared name -> name on the cluster
 
-    def store(self, message: Message) -> PartitionStore:
-        return self.stores[message.partition]
-
     def send(self, topic: str, *, key: bytes | str | None, value: bytes | None,
              headers: list | None = None) -> None:
         """Produce `value` to the declared `topic` when the batch commits."""
