@@ -85,7 +85,7 @@ class WindowProcessor:
             self._fold_user(batch, batch.stores[partition], owner, items)
 
     def _fold_user(self, batch: Batch, store, owner: str, items: list[tuple[Message, dict, int]]) -> None:
-        windows = UserWindows(self.grace_ms, store.get(f"w:{owner}"))  # a copy: the store's value stays as it is
+        windows = UserWindows(self.grace_ms, store.get(f"w:{owner}"))
         for message, envelope, at in items:
             todo_key = f"t:{owner}:{envelope['aggregateId']}"
             fact, todo = facts.fact_of(envelope, store.get(todo_key))

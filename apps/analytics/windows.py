@@ -15,8 +15,6 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
-
 from apps.analytics import facts
 from polystack.streaming import topics
 
@@ -95,8 +93,7 @@ class UserWindows:
 
     def __init__(self, grace_ms: int, state: dict | None = None):
         self.grace_ms = grace_ms
-        # A copy: the values are folded in place, and the store's must stay as committed.
-        state = orjson.loads(orjson.dumps(state)) if state else {}
+        state = state or {}  # folded in place: the caller's own copy (PartitionStore.get gives one)
         self.latest: int = state.get("latest", -1)
         self.values: dict[str, dict[int, dict]] = {
             spec.name: {int(start): value for start, value in state.get(spec.name, {}).items()}
