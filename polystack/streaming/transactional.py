@@ -183,8 +183,8 @@ class TransactionalRunner(Runner):
             if store is not None:
                 store.close()
 
-    # --- the loop --------------------------------------------------------------------------
-    def run(self) -> None:
+    # --- the loop (Runner.run's, with these clients) -----------------------------------------
+    def _connect(self) -> None:
         if self.changelog:
             self._ensure_changelog()
         self._producer = Producer(kafka.producer_config(**{
@@ -197,17 +197,6 @@ class TransactionalRunner(Runner):
         self._consumer.subscribe(self.topics, on_assign=self.on_assign, on_revoke=self.on_revoke,
                                  on_lost=self.on_lost)
         logger.info("consuming %s exactly once %s", ",".join(self.topics), self._log_extra)
-        try:
-            while not self.stopping:
-                batch = self._next_batch()
-                self._touch_healthcheck()
-                if batch:
-                    self._process(batch)
-        except Abandoned:
-            logger.warning("join timeout passed: the batch is abandoned and will be done again %s", self._log_extra)
-        finally:
-            self._remove_healthcheck()
-            self._close_all()
 
     def _process(self, raw_batch: list) -> None:
         self.stats.batches += 1
@@ -350,9 +339,9 @@ class TransactionalRunner(Runner):
         logger.warning("dead-lettered %s[%d]@%d to %s: %s: %s %s", message.topic, message.partition, message.offset,
                        self.dlq_topic, type(exc).__name__, exc, self._log_extra)
 
-    def _close_all(self) -> None:
+    def close(self) -> None:
         self._drop_stores([TopicPartition(self.topics[0], partition) for partition in list(self.stores)])
-        self._close()  # leaves the group within close_timeout_s (nothing is pending: batches committed)
+        super().close()  # leaves the group within close_timeout_s (nothing is pending: batches committed)
         logger.info("stopped after %d messages, %d transactions (%d aborted), %d dead-lettered %s",
                     self.stats.consumed, self.transactions, self.aborts, self.stats.dead_lettered, self._log_extra)
 
