@@ -23,8 +23,9 @@ warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 from quixstreams import Application  # noqa: E402
 
 
-def _to_fact(envelope: dict, state) -> dict:
-    fact, todo = facts.fact_of(envelope, state.get(envelope["aggregateId"]))
+def _to_fact(event: tuple[dict, int], state) -> dict:
+    envelope, at = event
+    fact, todo = facts.fact_of(envelope, state.get(envelope["aggregateId"]), at)
     if todo is None:
         state.delete(envelope["aggregateId"])
     else:
@@ -43,7 +44,7 @@ def application(topic: str, *, on_message_processed, full_topology: bool, state_
         stream.apply(lambda value: events.read(json.loads(value)))
         return app
     stream = (stream.apply(lambda value, key, timestamp, headers: decode(value, key, timestamp), metadata=True)
-              .set_timestamp(lambda envelope, key, timestamp, headers: facts.epoch_ms(envelope["occurredAt"]))
+              .set_timestamp(lambda event, key, timestamp, headers: event[1])
               .apply(_to_fact, stateful=True))
     for spec in WINDOWS:
         options = {"name": spec.name, "grace_ms": settings.ANALYTICS_GRACE_MS, "on_late": lambda *args: False}

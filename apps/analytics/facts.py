@@ -42,15 +42,16 @@ def epoch_ms(moment: str) -> int:
     return (parsed - EPOCH) // timedelta(milliseconds=1)
 
 
-def fact_of(envelope: dict, todo: dict | None) -> tuple[dict, dict | None]:
+def fact_of(envelope: dict, todo: dict | None, at: int | None = None) -> tuple[dict, dict | None]:
     """The fact of one current-version event (events.read) and the todo's state after it (None:
-    forget the todo). `todo` is the state before it: {"c": created ms, "p": priority, "t": team}.
+    forget the todo; the same object: unchanged). `todo` is the state before it: {"c": created
+    ms, "p": priority, "t": team}; `at` the event's occurredAt in epoch ms, if the caller has it.
 
     A fact: {"k": created|completed|other, "t": team id or "", "p": priority, "u": actor id,
     "to": assignee (assignments only), "d": ms from creation to completion (completions only)}.
     """
     event_type, data = envelope["eventType"], envelope["data"]
-    at = epoch_ms(envelope["occurredAt"])
+    at = epoch_ms(envelope["occurredAt"]) if at is None else at
     if event_type == events.TODO_CREATED:
         todo = {"c": at, "p": data["priority"], "t": data["teamId"] or ""}
     fact: dict[str, Any] = {

@@ -39,8 +39,9 @@ class UnwindowableEventError(NonRetriableError):
     before 1970 or far after the broker received it."""
 
 
-def decode(value: bytes | None, key: bytes | None, timestamp: int | None) -> dict:
-    """A message as a current-version event (events.read), checked for what windowing needs."""
+def decode(value: bytes | None, key: bytes | None, timestamp: int | None) -> tuple[dict, int]:
+    """A message as a current-version event (events.read), checked for what windowing needs,
+    with its event time (occurredAt in epoch ms)."""
     if value is None:
         raise NonRetriableError("message has no value")
     try:
@@ -56,7 +57,7 @@ def decode(value: bytes | None, key: bytes | None, timestamp: int | None) -> dic
     if timestamp and at > timestamp + settings.ANALYTICS_MAX_CLOCK_SKEW_MS:
         # One event from the far future would make every later event of its user late.
         raise UnwindowableEventError("occurredAt is later than the broker's timestamp allows")
-    return envelope
+    return envelope, at
 
 
 def window_key(owner: str, start: int, end: int) -> str:
@@ -75,11 +76,10 @@ class WindowProcessor:
         by_user: dict[tuple[int, str], list[tuple[Message, dict, int]]] = defaultdict(list)
         for message in batch.messages:
             try:
-                envelope = decode(message.value, message.key, message.timestamp_ms)
+                envelope, at = decode(message.value, message.key, message.timestamp_ms)
             except NonRetriableError as exc:
                 batch.reject(message, exc)
                 continue
-            at = facts.epoch_ms(envelope["occurredAt"])
             by_user[(message.partition, envelope["userId"])].append((message, envelope, at))
         for (partition, owner), items in by_user.items():
             self._fold_user(batch, batch.stores[partition], owner, items)
@@ -88,11 +88,13 @@ class WindowProcessor:
         windows = UserWindows(self.grace_ms, store.get(f"w:{owner}"))
         for message, envelope, at in items:
             todo_key = f"t:{owner}:{envelope['aggregateId']}"
-            fact, todo = facts.fact_of(envelope, store.get(todo_key))
-            if todo is None:
-                store.delete(todo_key)
-            else:
-                store.set(todo_key, todo)
+            before = store.get(todo_key)
+            fact, todo = facts.fact_of(envelope, before, at)
+            if todo is not before:  # most events change nothing the facts keep: no changelog record
+                if todo is None:
+                    store.delete(todo_key)
+                else:
+                    store.set(todo_key, todo)
             for late in windows.add(fact, at):
                 batch.send(topics.ANALYTICS_LATE_EVENTS,
                            key=f"{late.window}:{message.partition}:{message.offset}:{late.start}",

@@ -85,17 +85,17 @@ def recompute(messages: Iterable[tuple[str, int, int, bytes, bytes, int]], *, la
     for topic, partition, offset, key, value, timestamp in messages:
         report.events += 1
         try:
-            envelope = decode(value, key, timestamp)
+            envelope, at = decode(value, key, timestamp)
         except NonRetriableError:
             report.skipped += 1
             continue
         owner, state_key = envelope["userId"], (envelope["userId"], envelope["aggregateId"])
-        fact, todo = facts.fact_of(envelope, todos.get(state_key))
+        fact, todo = facts.fact_of(envelope, todos.get(state_key), at)
         if todo is None:
             todos.pop(state_key, None)
         else:
             todos[state_key] = todo
-        per_user[owner].append((facts.epoch_ms(envelope["occurredAt"]), (topic, partition, offset), fact))
+        per_user[owner].append((at, (topic, partition, offset), fact))
 
     values: dict[tuple[str, str, int, int], dict] = {}  # (window, owner, start, end) -> value
     for owner, timeline in per_user.items():

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 from polystack.streaming.registry import NonRetriableError
 
@@ -94,20 +94,25 @@ def default_metadata(envelope: dict) -> dict:
 
 
 @cache
-def _validator(name: str) -> Callable[[Any], Any]:
-    """The schema compiled to Python (fastjsonschema): every consumer validates every event,
-    and an interpreted validator cost ~150 us an event, a compiled one a few."""
+def _validator(name: str) -> jsonschema_rs.Validator:
+    """The schema compiled by jsonschema-rs (Rust): every consumer validates every event, and it
+    takes ~1 us for an envelope where fastjsonschema's generated Python took ~7 and an
+    interpreted validator ~150. Offline: no $ref is ever fetched; masked: an error message never
+    repeats the (hostile, maybe huge) value it refused."""
     path = SCHEMAS / f"{name}.json"
     if not path.exists():
         raise InvalidEventError(f"no schema {name}")
-    return fastjsonschema.compile(json.loads(path.read_text()))
+    return jsonschema_rs.validator_for(json.loads(path.read_text()), mask="value", offline=True)
 
 
 def _check(name: str, instance: Any) -> None:
     try:
-        _validator(name)(instance)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise InvalidEventError(f"{name}: {exc.message}") from None
+        _validator(name).validate(instance)
+    except jsonschema_rs.ValidationError as exc:
+        where = "/".join(str(part) for part in exc.instance_path) or "event"
+        raise InvalidEventError(f"{name}: {where}: {exc.message}"[:500]) from None  # keys are hostile too
+    except ValueError as exc:  # what JSON cannot hold (a lone surrogate from a lenient parser)
+        raise InvalidEventError(f"{name}: not valid JSON data: {str(exc)[:200]}") from None
 
 
 def _check_moments(envelope: dict) -> None:

@@ -80,6 +80,6 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
         ("dlq.original.offset", str(offset).encode()),
         ("dlq.consumer.group", group_id.encode()),
         ("dlq.error.class", type(exc).__name__.encode()),
-        ("dlq.error.message", str(exc)[:2000].encode()),
+        ("dlq.error.message", str(exc)[:2000].encode("utf-8", "backslashreplace")),
         ("dlq.failed.at", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
     ]

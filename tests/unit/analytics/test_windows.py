@@ -141,7 +141,8 @@ def _message(envelope: dict, key: str | None = None) -> tuple:
 def test_decode_refuses_what_the_windows_cannot_place():
     envelope = timeline().create(7, T0)
     value, key = _message(envelope)
-    assert decode(value, key, T0_MS)["aggregateId"] == envelope["aggregateId"]
+    decoded, at = decode(value, key, T0_MS)
+    assert (decoded["aggregateId"], at) == (envelope["aggregateId"], T0_MS)
     with pytest.raises(UnwindowableEventError, match="key"):
         decode(value, b"8", T0_MS)
     with pytest.raises(UnwindowableEventError, match="key"):

@@ -58,13 +58,21 @@ def test_a_current_event_is_returned_as_it_is():
         ({"schemaVersion": 9}, "newer than this code knows"),
         ({"aggregateVersion": 0}, "aggregateVersion"),
         ({"eventId": "not-a-uuid"}, "eventId"),
-        ({"extra": 1}, "must not contain"),
+        ({"extra": 1}, "'extra' was unexpected"),
         ({"metadata": {**METADATA, "category": "gossip"}}, "category"),
     ],
 )
 def test_invalid_envelopes_are_rejected_as_non_retriable(change, message):
     with pytest.raises(events.InvalidEventError, match=message):
         events.read(envelope(**change))
+
+
+def test_what_json_cannot_hold_is_invalid_and_a_refused_value_is_not_repeated():
+    with pytest.raises(events.InvalidEventError, match="not valid JSON data"):
+        events.read(envelope(correlationId="\ud800"))  # a lone surrogate: json.loads lets one through
+    with pytest.raises(events.InvalidEventError, match="userId") as refused:
+        events.read(envelope(userId="x" * 100_000))
+    assert len(str(refused.value)) < 500
 
 
 def test_data_is_checked_against_its_versions_schema():
