@@ -16,13 +16,11 @@ add our `dlq.*` headers, and its per-message strategy pipeline costs throughput 
 `make bench`; the loop below is short enough to read in one sitting.
 """
 import collections
-import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from django.db import DataError, close_old_connections
 
 from polystack import outages
+from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
 from polystack.streaming.topics import resolve
@@ -585,24 +584,6 @@ class Runner:
     def _remove_healthcheck(self) -> None:
         if self.options.healthcheck_file is not None:
             self.options.healthcheck_file.unlink(missing_ok=True)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while a batch is handled. A batch allocates several objects
-    a message that all live until it ends, and the collector — run every 700 allocations —
-    walked them again and again, then promoted them into full collections: a third of the
-    analytics processor's time (`make bench analytics`). They are freed by reference counting
-    when the batch ends; collections resume between batches for any cycles. Process-wide: a
-    runner that finds the collector already off (another runner's batch, in tests) leaves it so."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _describe(partitions: Iterable[TopicPartition]) -> str:
