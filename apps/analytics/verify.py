@@ -26,6 +26,7 @@ from apps.analytics import facts, partitions, services
 from apps.analytics.models import LateEvent
 from apps.analytics.processor import decode
 from apps.analytics.windows import WINDOWS
+from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka, topics
 from polystack.streaming.registry import NonRetriableError
 from polystack.streaming.topics import resolve
@@ -43,9 +44,9 @@ class Report:
 
     @property
     def differences(self) -> list[tuple[RowKey, int | None, int | None]]:
-        keys = sorted(set(self.expected) | set(self.actual), key=repr)
-        return [(key, self.expected.get(key), self.actual.get(key)) for key in keys
-                if self.expected.get(key) != self.actual.get(key)]
+        expected, actual = self.expected, self.actual
+        keys = [key for key in expected.keys() | actual.keys() if expected.get(key) != actual.get(key)]
+        return [(key, expected.get(key), actual.get(key)) for key in sorted(keys, key=repr)]
 
 
 def read_events(*, progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, int, int, bytes, bytes, int]]:
@@ -123,10 +124,11 @@ def recompute(messages: Iterable[tuple[str, int, int, bytes, bytes, int]], *, la
                     window = (spec.name, owner, start, end)
                     values[window] = add(values.get(window) or new(), fact)
 
+    shapes = {spec.name: spec.shape for spec in WINDOWS}
     for (window_name, owner, start, end), value in values.items():
-        shape = next(spec.shape for spec in WINDOWS if spec.name == window_name)
-        for team, metric, dim, number in facts.rows_of(shape, value):
-            report.expected[(window_name, metric, int(owner), services.from_ms(start), team or None, dim)] = number
+        owner_id, window_start = int(owner), services.from_ms(start)
+        for team, metric, dim, number in facts.rows_of(shapes[window_name], value):
+            report.expected[(window_name, metric, owner_id, window_start, team or None, dim)] = number
     return report
 
 
@@ -150,7 +152,8 @@ def verify(*, start: datetime | None = None, end: datetime | None = None,
     than the retention period are gone from the stream's tables, so they are left out too."""
     late = set(LateEvent.objects.values_list("window_name", "topic", "partition", "offset", "window_start"))
     late = {(w, t, p, o, (s - facts.EPOCH) // timedelta(milliseconds=1)) for w, t, p, o, s in late}
-    report = recompute(read_events(progress=progress), late=late)
+    with collector_paused():  # it holds every todo's state and window value at once
+        report = recompute(read_events(progress=progress), late=late)
     report.late_drops = len(late)
     cutoff = partitions.retention_cutoff()
     low = max(start, cutoff) if start else cutoff
