@@ -18,6 +18,10 @@ def from_ms(epoch_ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
 
 
+_INCOMING = "analytics_window_incoming"
+_COLUMNS = "window_name, owner_id, team_id, metric, dim, window_start, window_end, value"  # WindowRow's order
+
+
 class WindowRow(NamedTuple):
     window_name: str
     owner_id: int
@@ -45,18 +49,20 @@ def window_rows_store(*, rows: Iterable[WindowRow]) -> int:
     if not latest:
         return 0
     rows = list(latest.values())
-    columns = [list(column) for column in zip(*((r.window_name, r.owner_id, r.team_id, r.metric, r.dim,
-                                                  r.window_start, r.window_end, r.value) for r in rows))]
 
     def upsert() -> int:
+        # COPY into a scratch table, then one INSERT … ON CONFLICT from it: twice the rows a
+        # second of the same upsert over unnest(%s) arrays, whose adaptation was half its time.
         with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (LIKE analytics_window) ON COMMIT DELETE ROWS")
+            cursor.execute(f"DELETE FROM {_INCOMING}")  # an earlier write in this transaction left its rows
+            with connection.connection.cursor() as raw, raw.copy(f"COPY {_INCOMING} ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
             cursor.execute(
-                "INSERT INTO analytics_window (window_name, owner_id, team_id, metric, dim, window_start, window_end, "
-                "value) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::uuid[], %s::text[], %s::text[], "
-                "%s::timestamptz[], %s::timestamptz[], %s::bigint[]) "
+                f"INSERT INTO analytics_window ({_COLUMNS}) SELECT {_COLUMNS} FROM {_INCOMING} "
                 "ON CONFLICT (window_name, metric, owner_id, window_start, team_id, dim) "
                 "DO UPDATE SET value = EXCLUDED.value, window_end = EXCLUDED.window_end",
-                columns,
             )
         return len(rows)
 
