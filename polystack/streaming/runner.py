@@ -275,8 +275,7 @@ class Runner:
                 batch = self._next_batch()
                 self._touch_healthcheck()
                 if batch:
-                    with collector_paused():
-                        self._process(batch)
+                    self._process(batch)
                 self._commit_if_due()
         except Abandoned:
             logger.warning("join timeout passed: batch abandoned, it will be redelivered %s", self._log_extra)
@@ -317,7 +316,8 @@ class Runner:
         outage_wait = 0.0
         while True:
             try:
-                handle_all(batch, dead, first_attempt=attempt == 0)
+                with collector_paused():  # not while waiting out an outage: its retries' garbage goes
+                    handle_all(batch, dead, first_attempt=attempt == 0)
                 if outage_wait:
                     logger.info("dependencies are back: the batch went through %s", self._log_extra)
                 break

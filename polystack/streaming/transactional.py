@@ -31,6 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from django.conf import settings
 
 from polystack import outages
+from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, Message, NonRetriableError
 from polystack.streaming.runner import Abandoned, ConsumerStoppedError, RetriesExhaustedError, Runner, RunnerOptions
@@ -203,9 +204,11 @@ class TransactionalRunner(Runner):
         self.stats.consumed += len(raw_batch)
         attempt, outage_wait = 0, 0.0
         while not self.stopping or attempt == 0:
-            batch = self._decode(raw_batch)
+            with collector_paused():
+                batch = self._decode(raw_batch)
             try:
-                self._handler.process(batch)
+                with collector_paused():
+                    self._handler.process(batch)
             except Exception as exc:
                 self._discard_writes()
                 if outages.is_outage(exc):
