@@ -13,9 +13,8 @@ changes go three ways:
 Values are JSON (orjson: a busy store writes one changelog record per changed key and batch),
 and in memory they stay the bytes of their changelog record: `get` decodes a value of the
 caller's own, to change and `set`. Bytes are invisible to Python's cycle collector, which
-would otherwise walk every entry of a store of millions at each full collection (`make bench
-analytics` measured that cost at a quarter of the processor's time), and a restore copies them
-without decoding. A handler's writes are buffered (`set`, `delete`) until the transaction
+would otherwise walk every entry of a store of millions at each full collection, and a
+restore copies them without decoding. A handler's writes are buffered (`set`, `delete`) until the transaction
 commits; an aborted transaction discards them, so the store is always the state after the last
 committed batch. Losing the local folder costs a restore from the changelog, nothing else.
 """
