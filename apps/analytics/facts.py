@@ -24,6 +24,7 @@ KINDS = {
     events.TODO_DELETED: OTHER,
     events.TODO_ASSIGNED: OTHER,
     events.TODO_PRIORITIZED: OTHER,
+    events.TODO_SCHEDULED: OTHER,
 }
 
 # The metrics a window value turns into (analytics_window.metric), with what `dim` holds.

@@ -5,6 +5,7 @@ They are written only by apps.projections.services, in raw SQL, so that the same
 the live tables or a rebuild beside them.
 """
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -21,6 +22,7 @@ class TodoView(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     assigned_to = models.BigIntegerField(null=True, blank=True, db_index=True)
     due_date = models.DateTimeField(null=True, blank=True)
+    reminder_times = ArrayField(models.DateTimeField(), default=list, blank=True)  # TodoScheduled's, in order
     team_id = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

@@ -17,6 +17,7 @@ import logging
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -68,7 +69,7 @@ REBUILD = Tables(*(name + "_rebuild" for name in LIVE.all()))
 
 TODO_COLUMNS = (
     "id", "user_id", "title", "description", "priority", "completed", "completed_at",
-    "assigned_to", "due_date", "created_at", "updated_at", "deleted_at", "version", "team_id",
+    "assigned_to", "due_date", "created_at", "updated_at", "deleted_at", "version", "team_id", "reminder_times",
 )
 
 
@@ -124,7 +125,7 @@ def apply_event(row: dict | None, envelope: dict) -> dict:
             "description": data["description"], "priority": data["priority"], "completed": False,
             "completed_at": None, "assigned_to": None, "due_date": data["dueDate"],
             "created_at": data["createdAt"], "updated_at": data["createdAt"], "deleted_at": None,
-            "version": version, "team_id": data["teamId"],
+            "version": version, "team_id": data["teamId"], "reminder_times": [],
         }
     row = {**row, "version": version}
     if event_type == events.TODO_UPDATED:
@@ -138,6 +139,10 @@ def apply_event(row: dict | None, envelope: dict) -> dict:
         row.update(assigned_to=int(assignee) if assignee else None, updated_at=data["assignedAt"])
     elif event_type == events.TODO_PRIORITIZED:
         row.update(priority=data["priority"], updated_at=data["prioritizedAt"])
+    elif event_type == events.TODO_SCHEDULED:
+        # Instants, as a read of the row gives them back (a list of strings is no timestamptz[]).
+        row.update(due_date=data["dueDate"], updated_at=data["scheduledAt"],
+                   reminder_times=[datetime.fromisoformat(moment) for moment in data["reminderTimes"]])
     else:  # read() lets no unknown type through; this guards a new type without a handler
         raise events.InvalidEventError(f"the projection has no rule for {event_type}")
     return row

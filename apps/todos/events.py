@@ -26,6 +26,7 @@ TODO_COMPLETED = "TodoCompleted"
 TODO_DELETED = "TodoDeleted"
 TODO_ASSIGNED = "TodoAssigned"
 TODO_PRIORITIZED = "TodoPrioritized"
+TODO_SCHEDULED = "TodoScheduled"
 
 CURRENT_VERSIONS: dict[str, int] = {
     TODO_CREATED: 3,
@@ -34,6 +35,7 @@ CURRENT_VERSIONS: dict[str, int] = {
     TODO_DELETED: 1,
     TODO_ASSIGNED: 2,
     TODO_PRIORITIZED: 1,
+    TODO_SCHEDULED: 1,
 }
 PRIORITIES = ("low", "medium", "high", "urgent")
 # metadata.category of each type: what notification preferences and clients filter by.
@@ -44,6 +46,7 @@ CATEGORIES: dict[str, str] = {
     TODO_DELETED: "deleted",
     TODO_ASSIGNED: "assignment",
     TODO_PRIORITIZED: "priority",
+    TODO_SCHEDULED: "schedule",
 }
 DEFAULT_PRIORITY = "medium"
 
@@ -117,10 +120,11 @@ def _check(name: str, instance: Any) -> None:
 
 def _check_moments(envelope: dict) -> None:
     """A schema pattern cannot tell 2026-02-30 or 99:99 from a real moment; PostgreSQL can, and
-    would refuse the write. Every timestamp (occurredAt, the data's *At and dueDate) must parse."""
+    would refuse the write. Every timestamp (occurredAt, the data's *At, dueDate, reminderTimes) must parse."""
     moments = [("occurredAt", envelope["occurredAt"])]
     moments += [(key, value) for key, value in envelope["data"].items()
                 if isinstance(value, str) and (key.endswith("At") or key == "dueDate")]
+    moments += [("reminderTimes", value) for value in envelope["data"].get("reminderTimes") or ()]
     for key, value in moments:
         try:
             datetime.fromisoformat(value)

@@ -8,7 +8,7 @@ the version, append the events to the outbox, whose trigger NOTIFYs the relay at
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,6 +20,10 @@ from apps.todos.models import OutboxEvent, Team, TeamInvitation, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
 OUTBOX_CHANNEL = "todos_outbox"  # NOTIFYed by the outbox table's trigger (migration 0003)
+
+# When a todo with a due date reminds its people, unless the command names the times.
+DEFAULT_REMINDERS_BEFORE: tuple[timedelta, ...] = (timedelta(days=1), timedelta(hours=1))
+MAX_REMINDERS = 10  # as the TodoScheduled schema allows
 
 
 class TodoError(Exception):
@@ -166,6 +170,7 @@ def todo_create(
     description: str = "",
     priority: str = events.DEFAULT_PRIORITY,
     due_date: datetime | None = None,
+    reminder_times: list[datetime] | None = None,
     team_id: uuid.UUID | None = None,
     correlation_id: str,
 ) -> CommandResult:
@@ -192,9 +197,15 @@ def todo_create(
         correlation_id=correlation_id,
         now=now,
     )
-    state.save(force_insert=True)  # the transaction's first write comes before its outbox row
-    _append(envelope)
-    return CommandResult(state.id, state.version, [envelope])
+    emitted = [envelope]
+    if due_date is not None or reminder_times:  # the reminders of a due date set at creation
+        emitted.append(_advance(state=state, actor_id=actor.pk, members=members, event_type=events.TODO_SCHEDULED,
+                                data=schedule_data(due_date, reminder_times, now), correlation_id=correlation_id,
+                                now=now))
+    state.save(force_insert=True)  # the transaction's first write comes before its outbox rows
+    for event in emitted:
+        _append(event)
+    return CommandResult(state.id, state.version, emitted)
 
 
 def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False) -> CommandResult:
@@ -291,6 +302,52 @@ def todo_prioritize(
 ) -> CommandResult:
     def decide(state, now, members):
         return [(events.TODO_PRIORITIZED, {"priority": priority, "prioritizedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
+                    correlation_id=correlation_id, decide=decide)
+
+
+def schedule_data(due_date: datetime | None, reminder_times: list[datetime] | None, now: datetime) -> dict:
+    """TodoScheduled's data (without todoId): the due date and when to remind. Without
+    `reminder_times`, DEFAULT_REMINDERS_BEFORE the due date, those already past left out;
+    given ones must lie ahead and not after the due date. No due date, no reminders."""
+    if due_date is None:
+        if reminder_times:
+            raise TodoInvalidError("reminderTimes", "a todo without a due date has no reminders")
+        times = []
+    elif reminder_times is None:
+        times = [due_date - before for before in DEFAULT_REMINDERS_BEFORE if due_date - before > now]
+    else:
+        if len(reminder_times) > MAX_REMINDERS:
+            raise TodoInvalidError("reminderTimes", f"at most {MAX_REMINDERS} reminders")
+        if any(moment <= now for moment in reminder_times):
+            raise TodoInvalidError("reminderTimes", "a reminder time that has passed")
+        if any(moment > due_date for moment in reminder_times):
+            raise TodoInvalidError("reminderTimes", "a reminder time after the due date")
+        times = reminder_times
+    return {
+        "dueDate": events.iso(due_date) if due_date else None,
+        "reminderTimes": [events.iso(moment) for moment in sorted(set(times))],
+        "scheduledAt": events.iso(now),
+    }
+
+
+def todo_schedule(
+    *,
+    actor: AbstractBaseUser,
+    todo_id: uuid.UUID,
+    due_date: datetime | None,
+    reminder_times: list[datetime] | None = None,
+    expected_version: int | None = None,
+    correlation_id: str,
+) -> CommandResult:
+    """Set (or, with no due date, clear) the todo's due date and reminders: the whole schedule,
+    which replaces the one before."""
+
+    def decide(state, now, members):
+        if state.completed:
+            raise TodoConflictError("the todo is completed: it has nothing left to be reminded of")
+        return [(events.TODO_SCHEDULED, schedule_data(due_date, reminder_times, now))]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
                     correlation_id=correlation_id, decide=decide)

@@ -4,8 +4,10 @@ The relay and the projection run as real processes (`runrelay`, `runconsumer pro
 on this test's own topics and the test database.
 """
 import json
+from datetime import UTC, timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.todos.models import OutboxEvent, TodoState
@@ -187,3 +189,44 @@ def test_a_todos_history_comes_in_pages(pipeline, alice):
     last = client.get(f"/api/todos/{todo}/events/?afterVersion=4&limit=2")
     assert [e["aggregateVersion"] for e in last.json()] == [5] and "Link" not in last
     assert client.get(f"/api/todos/{todo}/events/?limit=5000").status_code == 400
+
+
+def test_a_schedule_sets_the_due_date_and_reminders_and_replaces_the_one_before(pipeline, alice, bob):
+    client = api_client(alice)
+    due = (timezone.now() + timedelta(days=3)).replace(microsecond=0)
+    todo = client.post("/api/todos/", {"title": "Pay the rent", "dueDate": due.isoformat()}, format="json").json()
+    assert todo["version"] == 2, "a due date given at creation is scheduled at once"
+    assert todo["reminderTimes"] == [iso(due - timedelta(days=1)), iso(due - timedelta(hours=1))]
+    orphan = client.post("/api/todos/", {"title": "x", "reminderTimes": [due.isoformat()]}, format="json")
+    assert orphan.status_code == 400 and "reminderTimes" in orphan.json(), "no reminders without a due date"
+    url = f"/api/todos/{todo['id']}/schedule/"
+
+    at = [due - timedelta(minutes=10)]
+    answer = client.post(url, {"dueDate": due.isoformat(), "reminderTimes": [m.isoformat() for m in at],
+                               "expectedVersion": 2}, format="json")
+    assert answer.status_code == 200 and answer.json()["reminderTimes"] == [iso(at[0])]
+    cleared = client.post(url, {"dueDate": None}, format="json").json()
+    assert (cleared["dueDate"], cleared["reminderTimes"], cleared["version"]) == (None, [], 4)
+    history = client.get(f"/api/todos/{todo['id']}/events/").json()
+    assert [e["eventType"] for e in history] == ["TodoCreated", "TodoScheduled", "TodoScheduled", "TodoScheduled"]
+    assert history[1]["metadata"]["category"] == "schedule"
+
+    for body, field in [
+        ({"dueDate": "yesterday"}, "dueDate"),
+        ({"dueDate": "0001-01-01T00:00:00Z"}, "dueDate"),  # a day before it does not exist
+        ({"dueDate": due.isoformat(), "reminderTimes": ["2000-01-01T00:00:00Z"]}, "reminderTimes"),
+        ({"dueDate": due.isoformat(), "reminderTimes": [(due + timedelta(hours=1)).isoformat()]}, "reminderTimes"),
+        ({"dueDate": None, "reminderTimes": [due.isoformat()]}, "reminderTimes"),
+        ({"dueDate": due.isoformat(), "reminderTimes": "soon"}, "reminderTimes"),
+        ({}, "dueDate"),
+    ]:
+        refused = client.post(url, body, format="json")
+        assert refused.status_code == 400 and field in refused.json(), (body, refused.json())
+    assert client.post(url, {"dueDate": None, "expectedVersion": 1}, format="json").status_code == 409
+    assert api_client(bob).post(url, {"dueDate": None}, format="json").status_code == 404, "not bob's to see"
+    assert client.post(f"/api/todos/{todo['id']}/complete/", format="json").status_code == 200
+    assert client.post(url, {"dueDate": due.isoformat()}, format="json").status_code == 409, "nothing to remind of"
+
+
+def iso(moment) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -9,6 +9,7 @@ class TodoSerializer(serializers.ModelSerializer):
     assignedTo = serializers.SerializerMethodField()
     userId = serializers.SerializerMethodField()
     dueDate = serializers.DateTimeField(source="due_date", allow_null=True)
+    reminderTimes = serializers.ListField(source="reminder_times", child=serializers.DateTimeField())
     teamId = serializers.UUIDField(source="team_id", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
@@ -16,7 +17,7 @@ class TodoSerializer(serializers.ModelSerializer):
     class Meta:
         model = TodoView
         fields = ["id", "title", "description", "priority", "completed", "completedAt", "assignedTo", "userId",
-                  "dueDate", "teamId", "createdAt", "updatedAt", "version"]
+                  "dueDate", "reminderTimes", "teamId", "createdAt", "updatedAt", "version"]
 
     def get_assignedTo(self, todo) -> str | None:
         return None if todo.assigned_to is None else str(todo.assigned_to)

@@ -1,22 +1,42 @@
 """Input validation of the todo commands and queries (camelCase, as the events)."""
 import re
+from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from apps.todos.events import PRIORITIES
+from apps.todos.services import MAX_REMINDERS
 from polystack.api import StrictSerializer
+
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)  # a day's margin either side: reminders are a day
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)  # before the due date, and years have four digits
+
+
+class MomentField(serializers.DateTimeField):
+    """An instant the events can carry and their arithmetic cannot overflow."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if not EARLIEST <= moment <= LATEST:
+            raise serializers.ValidationError("Give a moment between 1970 and 9999.")
+        return moment
+
+
+class ScheduleFields(serializers.Serializer):
+    reminderTimes = serializers.ListField(child=MomentField(), max_length=MAX_REMINDERS, required=False,
+                                          allow_null=True, default=None)
 
 
 class CommandSerializer(StrictSerializer):
     expectedVersion = serializers.IntegerField(min_value=1, required=False)
 
 
-class TodoCreateSerializer(StrictSerializer):
+class TodoCreateSerializer(StrictSerializer, ScheduleFields):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     priority = serializers.ChoiceField(choices=PRIORITIES, required=False, default="medium")
-    dueDate = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    dueDate = MomentField(required=False, allow_null=True, default=None)
     teamId = serializers.UUIDField(required=False, allow_null=True, default=None)
 
 
@@ -54,6 +74,13 @@ class TodoAssignSerializer(CommandSerializer):
 
 class TodoPrioritizeSerializer(CommandSerializer):
     priority = serializers.ChoiceField(choices=PRIORITIES)
+
+
+class TodoScheduleSerializer(CommandSerializer, ScheduleFields):
+    """The whole schedule: `dueDate` (null clears it) and, optionally, the reminder times
+    (without them: a day and an hour before the due date)."""
+
+    dueDate = MomentField(allow_null=True)
 
 
 class EventPageSerializer(StrictSerializer):

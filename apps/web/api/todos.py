@@ -117,7 +117,7 @@ class TodoViewSet(viewsets.ViewSet):
         data = self._valid(s.TodoCreateSerializer, request)
         return self._run(request, services.todo_create, created=True, title=data["title"],
                          description=data["description"], priority=data["priority"], due_date=data["dueDate"],
-                         team_id=data["teamId"])
+                         reminder_times=data["reminderTimes"], team_id=data["teamId"])
 
     @extend_schema(request=s.TodoUpdateSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -151,6 +151,15 @@ class TodoViewSet(viewsets.ViewSet):
         data = self._valid(s.TodoPrioritizeSerializer, request)
         return self._run(request, services.todo_prioritize, todo_id=uuid.UUID(pk), priority=data["priority"],
                          expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.TodoScheduleSerializer, responses={200: TodoSerializer, 202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def schedule(self, request: Request, pk: str) -> Response:
+        """Set the due date and the reminders (a day and an hour before it unless `reminderTimes`
+        names them); `dueDate: null` clears both."""
+        data = self._valid(s.TodoScheduleSerializer, request)
+        return self._run(request, services.todo_schedule, todo_id=uuid.UUID(pk), due_date=data["dueDate"],
+                         reminder_times=data["reminderTimes"], expected_version=data.get("expectedVersion"))
 
     @extend_schema(parameters=[OpenApiParameter("afterVersion", int), OpenApiParameter("limit", int)],
                    responses={200: dict})

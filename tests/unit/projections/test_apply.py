@@ -1,5 +1,6 @@
 """The projection's fold (apps.projections.services.apply_event): one event, one read row."""
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,7 +23,8 @@ def test_created_makes_the_row():
     row = apply_event(None, CREATED)
     assert row == {"id": TODO, "user_id": 7, "title": "t", "description": "d", "priority": "high",
                    "completed": False, "completed_at": None, "assigned_to": None, "due_date": None,
-                   "created_at": T0, "updated_at": T0, "deleted_at": None, "version": 1, "team_id": None}
+                   "created_at": T0, "updated_at": T0, "deleted_at": None, "version": 1, "team_id": None,
+                   "reminder_times": []}
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -31,6 +33,9 @@ def test_created_makes_the_row():
     (event(events.TODO_DELETED, 2, deletedAt=T1), {"deleted_at": T1}),
     (event(events.TODO_ASSIGNED, 2, assignedTo="9", assignedAt=T1), {"assigned_to": 9}),
     (event(events.TODO_PRIORITIZED, 2, priority="urgent", prioritizedAt=T1), {"priority": "urgent"}),
+    (event(events.TODO_SCHEDULED, 2, dueDate="2026-01-09T00:00:00Z", reminderTimes=["2026-01-08T00:00:00Z"],
+           scheduledAt=T1),
+     {"due_date": "2026-01-09T00:00:00Z", "reminder_times": [datetime(2026, 1, 8, tzinfo=UTC)]}),
 ])
 def test_each_event_changes_its_fields_the_version_and_the_time(change, expected):
     before = apply_event(None, CREATED)

@@ -1,5 +1,6 @@
 """Command decisions (apps.todos.services.authorize) and how their errors answer over HTTP."""
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rest_framework import status
@@ -73,3 +74,34 @@ def test_a_new_kind_of_error_answers_as_its_nearest_known_base_not_500():
 
     assert error_status(TodoArchivedError("x")) == status.HTTP_409_CONFLICT
     assert error_status(TodoOddError("x")) == status.HTTP_400_BAD_REQUEST
+
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+DUE = NOW + timedelta(days=3)
+
+
+def test_a_schedule_reminds_a_day_and_an_hour_before_unless_told_otherwise():
+    assert services.schedule_data(DUE, None, NOW) == {
+        "dueDate": "2026-03-05T10:00:00.000000Z",
+        "reminderTimes": ["2026-03-04T10:00:00.000000Z", "2026-03-05T09:00:00.000000Z"],
+        "scheduledAt": "2026-03-02T10:00:00.000000Z",
+    }
+    soon = NOW + timedelta(hours=5)  # a day before has passed already: only the hour before
+    assert services.schedule_data(soon, None, NOW)["reminderTimes"] == ["2026-03-02T14:00:00.000000Z"]
+    chosen = [DUE - timedelta(minutes=5), NOW + timedelta(seconds=1), DUE - timedelta(minutes=5)]
+    assert services.schedule_data(DUE, chosen, NOW)["reminderTimes"] == [
+        "2026-03-02T10:00:01.000000Z", "2026-03-05T09:55:00.000000Z"], "in order, each once"
+    assert services.schedule_data(None, None, NOW) == {"dueDate": None, "reminderTimes": [],
+                                                      "scheduledAt": "2026-03-02T10:00:00.000000Z"}
+
+
+@pytest.mark.parametrize(("due", "times", "message"), [
+    (None, [DUE], "without a due date"),
+    (DUE, [NOW], "has passed"),
+    (DUE, [DUE + timedelta(seconds=1)], "after the due date"),
+    (DUE, [DUE - timedelta(minutes=n) for n in range(11)], "at most 10"),
+])
+def test_a_schedule_refuses_reminders_that_cannot_fire(due, times, message):
+    with pytest.raises(services.TodoInvalidError, match=message) as refused:
+        services.schedule_data(due, times, NOW)
+    assert refused.value.field == "reminderTimes"

@@ -82,6 +82,26 @@ def test_data_is_checked_against_its_versions_schema():
         events.read(bad)
 
 
+def scheduled(**data) -> dict:
+    todo = str(uuid.uuid4())
+    return envelope(eventType="TodoScheduled", aggregateId=todo, aggregateVersion=2,
+                    metadata={**METADATA, "category": "schedule"},
+                    data={"todoId": todo, "dueDate": "2026-01-09T00:00:00Z", "reminderTimes": ["2026-01-08T00:00:00Z"],
+                          "scheduledAt": "2026-01-01T00:00:00Z", **data})
+
+
+def test_a_schedule_is_read_and_each_reminder_time_must_be_a_real_moment():
+    assert events.read(scheduled())["data"]["reminderTimes"] == ["2026-01-08T00:00:00Z"]
+    assert events.read(scheduled(dueDate=None, reminderTimes=[]))["data"]["dueDate"] is None
+    with pytest.raises(events.InvalidEventError, match="reminderTimes"):
+        events.read(scheduled(reminderTimes=["2026-02-30T00:00:00Z"]))
+    with pytest.raises(events.InvalidEventError, match="reminderTimes"):
+        events.read(scheduled(reminderTimes=["2026-01-08T00:00:00Z"] * 2))  # each once
+    with pytest.raises(events.InvalidEventError, match="reminderTimes"):
+        events.read(scheduled(reminderTimes=[f"2026-01-0{n}T00:00:00Z" for n in range(1, 10)] + [
+            f"2026-01-1{n}T00:00:00Z" for n in range(2)]))  # eleven
+
+
 def test_new_envelopes_are_validated_before_they_exist():
     with pytest.raises(events.InvalidEventError, match="priority"):
         events.new_envelope(

@@ -81,7 +81,7 @@ function apply(envelope) {
   versions.set(id, envelope.aggregateVersion);
   if (envelope.eventType === "TodoCreated") {
     todos.set(id, { id, title: d.title, description: d.description, priority: d.priority, completed: false,
-      completedAt: null, assignedTo: null, userId: d.userId, dueDate: d.dueDate, teamId: d.teamId,
+      completedAt: null, assignedTo: null, userId: d.userId, dueDate: d.dueDate, reminderTimes: [], teamId: d.teamId,
       createdAt: d.createdAt, updatedAt: d.createdAt, version: envelope.aggregateVersion });
     return;
   }
@@ -93,6 +93,7 @@ function apply(envelope) {
     case "TodoCompleted": Object.assign(todo, { completed: true, completedAt: d.completedAt }); break;
     case "TodoAssigned": todo.assignedTo = d.assignedTo; break;
     case "TodoPrioritized": todo.priority = d.priority; break;
+    case "TodoScheduled": Object.assign(todo, { dueDate: d.dueDate, reminderTimes: d.reminderTimes }); break;
     case "TodoDeleted": todos.delete(id); return;
   }
   if (!maySee(todo)) todos.delete(id);
