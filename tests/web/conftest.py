@@ -20,7 +20,7 @@ def browser():
 
 
 def sign_in(browser, base: str, username: str):
-    page = browser.new_context().new_page()
+    page = browser.new_context(locale="en-US", timezone_id="UTC").new_page()  # dates read the same everywhere
     page.goto(f"{base}/todos/")
     expect(page).to_have_url(f"{base}/login/?next=/todos/")
     page.get_by_label("Username").fill(username)

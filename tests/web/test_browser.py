@@ -52,6 +52,12 @@ def test_an_assignment_reaches_the_other_users_open_page_feed_and_mailbox(system
     (recipients, email), = smtp.messages
     assert recipients == ["bob@example.test"]
 
+    # Alice gives it a due date: both pages show it, with the default reminders (a day and an hour before).
+    item.get_by_label("Due date of Review the relay").fill("2030-01-02T10:00")
+    expect(mine).to_contain_text("due Jan 2, 2030", timeout=15_000)
+    expect(mine).to_contain_text("2 reminders")
+    expect(item).to_contain_text("2 reminders")
+
     # Bob completes it from his page; alice's page follows without a reload.
     mine.get_by_label("Review the relay", exact=True).check()
     expect(a.locator("li.todo.done", has_text="Review the relay")).to_be_visible(timeout=5_000)

@@ -237,6 +237,11 @@ function todoItem(todo) {
     todo.priority, (value) => run(async () => upsert(await api("POST", `/api/todos/${todo.id}/prioritize/`, { priority: value }))), !owner);
   const [assignLabel, assign] = select(`Assignee of ${todo.title}`, [["", "Unassigned"], ...assignees], todo.assignedTo || "",
     (value) => value && run(async () => upsert(await api("POST", `/api/todos/${todo.id}/assign/`, { assignedTo: value }))), !owner);
+  const dueId = `due-${todo.id}`;
+  const due = el("input", { type: "datetime-local", id: dueId, value: localInput(todo.dueDate), disabled: !owner || todo.completed });
+  due.addEventListener("change", () => run(async () => upsert(await api("POST", `/api/todos/${todo.id}/schedule/`,
+    { dueDate: due.value ? new Date(due.value).toISOString() : null }))));
+  const dueLabel = el("label", { htmlFor: dueId, className: "sr-only", textContent: `Due date of ${todo.title}` });
   const edit = el("button", { type: "button", textContent: "Edit", disabled: !owner, ariaLabel: `Edit ${todo.title}` });
   edit.addEventListener("click", () => openEditor(todo));
   const remove = el("button", { type: "button", className: "danger", textContent: "Delete", disabled: !owner, ariaLabel: `Delete ${todo.title}` });
@@ -249,14 +254,34 @@ function todoItem(todo) {
     el("span", { className: `prio prio-${todo.priority}`, textContent: todo.priority }),
     owner ? "" : ` by ${nameOf(todo.userId)}`,
     todo.assignedTo ? ` · assigned to ${todo.assignedTo === me ? "you" : nameOf(todo.assignedTo)}` : "",
-    team ? ` · ${team.name}` : "");
+    team ? ` · ${team.name}` : "",
+    todo.dueDate ? el("span", { className: overdue(todo) ? "due overdue" : "due", textContent: ` · due ${when(todo.dueDate)}` }) : "",
+    (todo.reminderTimes || []).length ? el("span", { className: "reminders",
+      title: `Reminders: ${todo.reminderTimes.map(when).join(", ")}`,
+      textContent: ` · ${todo.reminderTimes.length} reminder${todo.reminderTimes.length === 1 ? "" : "s"}` }) : "");
   return el("li", { id: `todo-${todo.id}`, className: `todo${todo.completed ? " done" : ""}` },
     check,
     el("div", { className: "text" },
       el("label", { htmlFor: checkId, className: "title", textContent: todo.title }),
       todo.description ? el("p", { className: "description", textContent: todo.description }) : "",
       meta),
-    el("div", { className: "controls" }, priorityLabel, priority, assignLabel, assign, edit, remove));
+    el("div", { className: "controls" }, priorityLabel, priority, assignLabel, assign, dueLabel, due, edit, remove));
+}
+
+// A moment as a datetime-local input holds it (local time, to the minute), and as people read it.
+function localInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+function overdue(todo) {
+  return !todo.completed && todo.dueDate && new Date(todo.dueDate) < new Date();
 }
 
 function render() {
@@ -400,6 +425,7 @@ $("#create").addEventListener("submit", (event) => {
   run(async () => {
     const body = { title, description: form.description.value, priority: form.priority.value };
     if (form.teamId.value) body.teamId = form.teamId.value;
+    if (form.dueDate.value) body.dueDate = new Date(form.dueDate.value).toISOString();
     const todo = await api("POST", "/api/todos/", body);
     if (todo.title !== undefined) upsert(todo);
     form.reset();
