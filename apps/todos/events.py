@@ -9,7 +9,7 @@ current shape.
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -120,15 +120,17 @@ def _check(name: str, instance: Any) -> None:
 
 def _check_moments(envelope: dict) -> None:
     """A schema pattern cannot tell 2026-02-30 or 99:99 from a real moment; PostgreSQL can, and
-    would refuse the write. Every timestamp (occurredAt, the data's *At, dueDate, reminderTimes) must parse."""
+    would refuse the write. Every timestamp (occurredAt, the data's *At, dueDate, reminderTimes)
+    must parse, and be a moment of years 1 to 9999 in UTC too: 9999-12-31T23:59-23:59 is stored
+    as year 10000, which no Python reader of the row could load again."""
     moments = [("occurredAt", envelope["occurredAt"])]
     moments += [(key, value) for key, value in envelope["data"].items()
                 if isinstance(value, str) and (key.endswith("At") or key == "dueDate")]
     moments += [("reminderTimes", value) for value in envelope["data"].get("reminderTimes") or ()]
     for key, value in moments:
         try:
-            datetime.fromisoformat(value)
-        except ValueError:
+            datetime.fromisoformat(value).astimezone(UTC)
+        except (ValueError, OverflowError):
             raise InvalidEventError(f"{key}: {value[:40]!r} is not a real date and time") from None
 
 

@@ -116,6 +116,8 @@ def test_new_envelopes_are_validated_before_they_exist():
     pytest.param(lambda e: e["data"].update(description="\x00"), id="NUL in a description"),
     pytest.param(lambda e: e.update(occurredAt="9999-99-99T99:99:99Z"), id="a moment that does not exist"),
     pytest.param(lambda e: e["data"].update(createdAt="2026-02-30T00:00:00Z"), id="February 30th"),
+    pytest.param(lambda e: e.update(occurredAt="9999-12-31T23:59:59-23:59"), id="year 10000 in UTC"),
+    pytest.param(lambda e: e.update(occurredAt="0001-01-01T00:00:00+01:00"), id="year 0 in UTC"),
     pytest.param(lambda e: e.update(occurredAt="２０２６-01-01T00:00:00Z"), id="non-ASCII digits"),
     pytest.param(lambda e: e.update(userId="1" * 30), id="a user id beyond bigint"),
     pytest.param(lambda e: e["data"].update(userId="٣"), id="a non-ASCII digit as user id"),
