@@ -105,3 +105,15 @@ def test_the_role_keeps_the_table_from_the_topic(roles, user_factory, settings):
     wait_until(lambda: not Reminder.objects.filter(todo_id=todo_id, state="pending").exists(),
                what="the completion to cancel them")
     assert TodoSchedule.objects.get(todo_id=todo_id).closed
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_due_table_and_lets_nobody_edit_it(admin_client):
+    todo = Todo()
+    services.todo_event_apply(envelope=todo.scheduled(DUE))
+    for path in ("/admin/reminders/reminder/", "/admin/reminders/todoschedule/"):
+        for query in ("", f"?q={todo.id}", "?q=not-a-uuid"):
+            page = admin_client.get(path + query)
+            assert page.status_code == 200, (path, query)
+        assert admin_client.get(path + "add/").status_code == 403
+    assert str(todo.id) in admin_client.get("/admin/reminders/reminder/").content.decode()
