@@ -325,27 +325,29 @@ class Runner:
                 raise
             except Exception as exc:
                 self._discard()
-                if outages.is_outage(exc):
-                    # Not the batch's fault: wait for as long as it takes, retries untouched.
-                    outage_wait = outages.next_wait(outage_wait)
-                    logger.warning("%s; the batch waits, retrying in %.1f s %s", outages.describe(exc), outage_wait,
-                                   self._log_extra)
-                    close_old_connections()  # a broken connection is replaced, not reused
-                    if self._stopping.wait(outage_wait):
-                        return  # stopping: nothing of this batch is committed; it is redelivered
-                    continue
-                attempt += 1
-                if attempt > self.definition.max_retries:
-                    raise RetriesExhaustedError(
-                        f"batch failed {attempt} times, last with {type(exc).__name__}: {exc}"
-                    ) from exc
-                delay = min(self.options.retry_backoff_s * 2 ** (attempt - 1), self.options.retry_backoff_max_s)
-                logger.warning(
-                    "batch failed (%s: %s); retry %d/%d in %.1f s %s",
-                    type(exc).__name__, exc, attempt, self.definition.max_retries, delay, self._log_extra,
-                )
-                if self._stopping.wait(delay):
+                waited = self._wait_after_failure(exc, attempt, outage_wait)
+                if waited is None:
                     return  # stopping: nothing of this batch is committed; it is redelivered
+                attempt, outage_wait = waited
+
+    def _wait_after_failure(self, exc: Exception, attempt: int, outage_wait: float) -> tuple[int, float] | None:
+        """After a failed attempt at a batch (its writes discarded): wait out an outage for as
+        long as it takes, retries untouched, or back off before the next retry, raising
+        RetriesExhaustedError when there is none left. Returns the (attempt, outage wait) to go
+        on with; None when the runner stops while waiting."""
+        if outages.is_outage(exc):  # not the batch's fault
+            outage_wait = outages.next_wait(outage_wait)
+            logger.warning("%s; the batch waits, retrying in %.1f s %s", outages.describe(exc), outage_wait,
+                           self._log_extra)
+            close_old_connections()  # a broken connection is replaced, not reused
+            return None if self._stopping.wait(outage_wait) else (attempt, outage_wait)
+        attempt += 1
+        if attempt > self.definition.max_retries:
+            raise RetriesExhaustedError(f"batch failed {attempt} times, last with {type(exc).__name__}: {exc}") from exc
+        delay = min(self.options.retry_backoff_s * 2 ** (attempt - 1), self.options.retry_backoff_max_s)
+        logger.warning("batch failed (%s: %s); retry %d/%d in %.1f s %s", type(exc).__name__, exc, attempt,
+                       self.definition.max_retries, delay, self._log_extra)
+        return None if self._stopping.wait(delay) else (attempt, outage_wait)
 
     def _commit_if_due(self) -> None:
         """Commit the work finished since the last commit: after every batch, or at most once

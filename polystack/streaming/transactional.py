@@ -30,11 +30,10 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from django.conf import settings
 
-from polystack import outages
 from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, Message, NonRetriableError
-from polystack.streaming.runner import Abandoned, ConsumerStoppedError, RetriesExhaustedError, Runner, RunnerOptions
+from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
 from polystack.streaming.state import PartitionStore
 from polystack.streaming.topic_admin import ensure_topics
 from polystack.streaming.topics import TopicSpec, resolve
@@ -211,19 +210,10 @@ class TransactionalRunner(Runner):
                     self._handler.process(batch)
             except Exception as exc:
                 self._discard_writes()
-                if outages.is_outage(exc):
-                    outage_wait = outages.next_wait(outage_wait)
-                    logger.warning("%s; the batch waits %.1f s %s", outages.describe(exc), outage_wait, self._log_extra)
-                    if self._stopping.wait(outage_wait):
-                        return
-                    continue
-                attempt += 1
-                if attempt > self.definition.max_retries:
-                    raise RetriesExhaustedError(f"batch failed {attempt} times, last with "
-                                                f"{type(exc).__name__}: {exc}") from exc
-                logger.warning("batch failed (%s: %s); retry %d %s", type(exc).__name__, exc, attempt, self._log_extra)
-                if self._stopping.wait(min(self.options.retry_backoff_s * 2 ** (attempt - 1), 10)):
-                    return
+                waited = self._wait_after_failure(exc, attempt, outage_wait)
+                if waited is None:
+                    return  # stopping: nothing of this batch was committed; it is done again
+                attempt, outage_wait = waited
                 continue
             if self._commit_batch(batch):
                 self.stats.handled += len(batch.messages) - len(batch.rejected)
