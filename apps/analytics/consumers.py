@@ -8,13 +8,13 @@
   open dashboards that their numbers moved.
 """
 import json
-import re
 
 import orjson
 
 from apps.analytics import facts, selectors, services
 from apps.analytics.processor import WindowProcessor
 from apps.analytics.windows import WINDOWS, WindowSpec
+from apps.todos import events
 from apps.todos.models import Team
 from polystack import live
 from polystack.streaming import topics
@@ -23,7 +23,6 @@ from polystack.streaming.topics import resolve
 
 ANALYTICS_UPDATED = "analytics.updated"  # the live frame that tells a dashboard to refresh
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_USER = re.compile(r"^[1-9][0-9]{0,17}$")
 
 consumer(
     name="analytics",
@@ -51,7 +50,7 @@ def _time_range(start, end) -> tuple[int, int]:
 
 
 def _user(value) -> int:
-    if not (isinstance(value, str) and _USER.match(value)):
+    if not (isinstance(value, str) and events.USER_ID.fullmatch(value)):
         raise BadRecordError("userId is not a user id")
     return int(value)
 

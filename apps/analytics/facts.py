@@ -124,8 +124,7 @@ def add_events(value: dict, fact: dict) -> dict:
 
 
 # --- rows -------------------------------------------------------------------------------
-_USER = re.compile(r"^[1-9][0-9]{0,17}$")
-_TEAM = re.compile(r"^$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TEAM = re.compile(r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # fullmatch: "" or a UUID
 _PRIORITIES = (*events.PRIORITIES, UNKNOWN_PRIORITY)
 MAX_COUNT = 2**62
 
@@ -133,7 +132,7 @@ MAX_COUNT = 2**62
 def _parts(key: Any, *patterns: re.Pattern | tuple) -> list[str]:
     parts = key.split("|") if isinstance(key, str) else []
     if len(parts) != len(patterns) or not all(
-            part in pattern if isinstance(pattern, tuple) else pattern.match(part)
+            part in pattern if isinstance(pattern, tuple) else pattern.fullmatch(part)
             for part, pattern in zip(parts, patterns)):
         raise ValueError(f"bad cell key {str(key)[:80]!r}")
     return parts
@@ -162,10 +161,10 @@ def rows_of(shape: str, value: Any) -> list[tuple[str, str, str, int]]:
             if timed:
                 rows += [(team, M_COMPLETION_MS, priority, ms_sum), (team, M_COMPLETION_N, priority, timed)]
         for key, count in value["a"].items():
-            team, actor = _parts(key, _TEAM, _USER)
+            team, actor = _parts(key, _TEAM, events.USER_ID)
             rows.append((team, M_ACTIVE, actor, *_counts([count], 1)))
         for key, count in value["s"].items():
-            team, assigner, assignee = _parts(key, _TEAM, _USER, _USER)
+            team, assigner, assignee = _parts(key, _TEAM, events.USER_ID, events.USER_ID)
             rows.append((team, M_ASSIGNED, f"{assigner}>{assignee}", *_counts([count], 1)))
     elif shape == "rate":
         for key, cell in value.items():

@@ -7,6 +7,7 @@ it was written with and lifts it to the current version, so handlers only ever s
 current shape.
 """
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ CURRENT_VERSIONS: dict[str, int] = {
     TODO_SCHEDULED: 1,
 }
 PRIORITIES = ("low", "medium", "high", "urgent")
+# A user id as events carry it: ASCII digits that fit a bigint (str.isdigit() accepts "²"),
+# anchored at both ends (`$` would let a trailing newline through).
+USER_ID = re.compile(r"\A[1-9][0-9]{0,17}\Z")
 # metadata.category of each type: what notification preferences and clients filter by.
 CATEGORIES: dict[str, str] = {
     TODO_CREATED: "created",

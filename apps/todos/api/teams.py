@@ -17,7 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.todos import services
-from apps.todos.api.serializers import USER_ID, UUID_ROUTE
+from apps.todos.api.serializers import UUID_ROUTE
+from apps.todos.events import USER_ID
 from apps.todos.models import Team, TeamInvitation
 from polystack.api import StrictSerializer, correlation_id
 

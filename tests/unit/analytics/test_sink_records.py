@@ -25,6 +25,9 @@ def test_a_window_result_of_ours_becomes_its_rows():
     {**GOOD, "end": GOOD["start"] + DAY_MS},  # not an hour
     {**GOOD, "start": GOOD["start"] + 1, "end": GOOD["end"] + 1},  # not on the hour
     {**GOOD, "start": 2**63, "end": 2**63 + HOUR_MS}, {**GOOD, "value": {"c": {}, "a": {}}},
+    # A trailing newline is no id (a `$` pattern lets it through; no team id or user id has one).
+    {**GOOD, "userId": "7\n"}, {**GOOD, "value": {"c": {"\n|high": [1, 0, 0, 0]}, "a": {}, "s": {}}},
+    {**GOOD, "value": {"c": {}, "a": {"|7\n": 1}, "s": {}}},
 ])
 def test_anything_else_is_refused(payload):
     with pytest.raises(BadRecordError):
