@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from polystack.streaming import kafka
@@ -81,26 +81,9 @@ def consume_all(topic: str, expected: int, *, timeout: float = 30.0) -> list:
 
 
 def consume_to_end(topic: str, *, timeout: float = 30.0) -> list:
-    """Every message `topic` holds now: each partition read from its beginning to the end it had
-    when this was called. For "nothing more than": no wait for messages that may never come."""
-    consumer = Consumer(kafka.base_config(**{"group.id": unique("reader"), "enable.auto.commit": False}))
-    got: list = []
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        remaining = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
-        deadline = time.monotonic() + timeout
-        while remaining:
-            assert time.monotonic() < deadline, f"{topic}: partitions {sorted(remaining)} not read to their end"
-            got += [message for message in consumer.consume(num_messages=1000, timeout=0.5)
-                    if not message.error() and message.offset() < ends[message.partition()]]
-            # The position, not the last message: it also steps over transaction markers.
-            remaining -= {tp.partition for tp in consumer.position([TopicPartition(topic, p) for p in remaining])
-                          if tp.offset >= ends[tp.partition]}
-    finally:
-        consumer.close()
-    return got
+    """Every message `topic` holds now (kafka.read_to_end). For "nothing more than": no wait
+    for messages that may never come."""
+    return list(kafka.read_to_end(topic, group_id=unique("reader"), timeout=timeout))
 
 
 def committed(group: str, topic: str, partitions: int) -> dict[int, int]:

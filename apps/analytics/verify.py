@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from django.db import connection
 
 from apps.analytics import facts, partitions, services
@@ -52,29 +51,9 @@ class Report:
 def read_events(*, progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, int, int, bytes, bytes, int]]:
     """(topic, partition, offset, key, value, timestamp) of every todo event there is now, each
     partition in offset order."""
-    topic = resolve(topics.TODO_EVENTS)
-    consumer = Consumer(kafka.base_config(**{"group.id": "analytics-verify", "enable.auto.commit": False,
-                                              "enable.partition.eof": True}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        remaining = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
-        seen = 0
-        while remaining:
-            for message in consumer.consume(1000, timeout=1.0):
-                if message.error():
-                    continue  # partition EOF and the like; `remaining` says when we are done
-                partition, offset = message.partition(), message.offset()
-                if partition in remaining and offset < ends[partition]:
-                    yield topic, partition, offset, message.key(), message.value(), message.timestamp()[1]
-                    seen += 1
-                if partition in remaining and offset >= ends[partition] - 1:
-                    remaining.discard(partition)
-            if progress:
-                progress(seen)
-    finally:
-        consumer.close()
+    for message in kafka.read_to_end(resolve(topics.TODO_EVENTS), group_id="analytics-verify", progress=progress):
+        yield (message.topic(), message.partition(), message.offset(), message.key(), message.value(),
+               message.timestamp()[1])
 
 
 def recompute(messages: Iterable[tuple[str, int, int, bytes, bytes, int]], *, late: set[tuple]) -> Report:

@@ -1,9 +1,11 @@
 """Kafka client configuration in one place, and a reachability check with one clear error."""
 import logging
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 from django.conf import settings
 
@@ -83,3 +85,32 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
         ("dlq.error.message", str(exc)[:2000].encode("utf-8", "backslashreplace")),
         ("dlq.failed.at", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
     ]
+
+
+def read_to_end(topic: str, *, group_id: str, timeout: float | None = None,
+                progress: Callable[[int], None] | None = None) -> Iterator[Message]:
+    """Every message `topic` holds now: each partition from its beginning to the end it had
+    when this was called, in offset order. The consumer's position says when a partition is
+    done, so transaction markers at the end count too. `progress(messages so far)` after each
+    fetch; TimeoutError when not done within `timeout` seconds (None: as long as it takes)."""
+    consumer = Consumer(base_config(**{"group.id": group_id, "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        remaining = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = 0
+        while remaining:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: partitions {sorted(remaining)} not read to their end in {timeout} s")
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if not message.error() and message.offset() < ends[message.partition()]:
+                    seen += 1
+                    yield message
+            remaining -= {tp.partition for tp in consumer.position([TopicPartition(topic, p) for p in remaining])
+                          if tp.offset >= ends[tp.partition]}
+            if progress:
+                progress(seen)
+    finally:
+        consumer.close()
