@@ -1,5 +1,7 @@
 """`runconsumer reminders` (group reminder-group): keeps the due table (apps.reminders.models)
-from todo-events, one event at a time, each in its own transaction, idempotently."""
+from todo-events (schedules, completions, deletions) and reminder-events (snoozes), one event
+at a time, each in its own transaction, idempotently. The scheduler (`runscheduler`) fires it."""
+from apps.reminders import events as reminder_events
 from apps.reminders import services
 from apps.todos import events
 from polystack.streaming import topics
@@ -8,11 +10,22 @@ from polystack.streaming.registry import Message, consumer
 
 @consumer(
     name="reminders",
-    topics=[topics.TODO_EVENTS],
+    topics=[topics.TODO_EVENTS, topics.REMINDER_EVENTS],
     group_id="reminder-group",
-    dlq_topic=topics.TODO_EVENTS_DLQ,
+    dlq_topic={topics.TODO_EVENTS: topics.TODO_EVENTS_DLQ, topics.REMINDER_EVENTS: topics.REMINDER_EVENTS_DLQ},
     max_batch_size=100,
 )
-def track_schedules(message: Message) -> None:
-    """Arms, re-arms and cancels reminders as todos are scheduled, completed and deleted."""
-    services.todo_event_apply(envelope=events.read(message.payload))
+class TrackSchedules:
+    """Arms, re-arms and cancels reminders as todos are scheduled, completed and deleted, and snoozed."""
+
+    def __init__(self):
+        self.reminder_events = topics.resolve(topics.REMINDER_EVENTS)
+
+    def handle(self, message: Message) -> None:
+        if message.topic != self.reminder_events:
+            services.todo_event_apply(envelope=events.read(message.payload))
+            return
+        envelope = reminder_events.read(message.payload)
+        if envelope["eventType"] == reminder_events.REMINDER_SNOOZED:
+            services.snooze_apply(envelope=envelope)
+        # ReminderDue and ReminderSent are the scheduler's and the notifications' news: nothing to keep.

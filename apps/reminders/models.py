@@ -33,13 +33,15 @@ class Reminder(models.Model):
 
     todo_id = models.UUIDField()
     owner_id = models.BigIntegerField()
-    reminder_type = models.CharField(max_length=40)  # how long before the due date, ISO 8601: "P1D", "PT1H"
+    # How long before the due date, ISO 8601: "P1D", "PT1H"; a snooze past the due date is "-PT10M".
+    reminder_type = models.CharField(max_length=40)
     due_date = models.DateTimeField()
     remind_at = models.DateTimeField()
     state = models.CharField(max_length=10, choices=STATES, default=PENDING)
     scheduled_by = models.PositiveIntegerField()  # the version of the TodoScheduled that armed it
     fired_at = models.DateTimeField(null=True, blank=True)
     late = models.BooleanField(default=False)  # fired after its time (the scheduler was down)
+    correlation_id = models.CharField(max_length=100, default="")  # of the command that armed it
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["todo_id", "reminder_type", "due_date"], name="reminder_once")]

@@ -53,6 +53,8 @@ CATEGORIES: dict[str, str] = {
     TODO_SCHEDULED: "schedule",
 }
 DEFAULT_PRIORITY = "medium"
+# Data keys that hold a moment besides those ending in "At" (check_moments).
+MOMENT_KEYS = frozenset({"dueDate", "snoozeUntil"})
 
 
 class InvalidEventError(NonRetriableError):
@@ -101,20 +103,21 @@ def default_metadata(envelope: dict) -> dict:
 
 
 @cache
-def _validator(name: str) -> jsonschema_rs.Validator:
+def _validator(path: Path) -> jsonschema_rs.Validator:
     """The schema compiled by jsonschema-rs (Rust): every consumer validates every event, and it
     takes ~1 us for an envelope where fastjsonschema's generated Python took ~7 and an
     interpreted validator ~150. Offline: no $ref is ever fetched; masked: an error message never
     repeats the (hostile, maybe huge) value it refused."""
-    path = SCHEMAS / f"{name}.json"
     if not path.exists():
-        raise InvalidEventError(f"no schema {name}")
+        raise InvalidEventError(f"no schema {path.stem}")
     return jsonschema_rs.validator_for(json.loads(path.read_text()), mask="value", offline=True)
 
 
-def _check(name: str, instance: Any) -> None:
+def check(name: str, instance: Any, *, schemas: Path = SCHEMAS) -> None:
+    """Raise InvalidEventError unless `instance` matches the schema `<schemas>/<name>.json`. Every
+    event family (todo events here, reminder events in apps.reminders.events) checks with it."""
     try:
-        _validator(name).validate(instance)
+        _validator(schemas / f"{name}.json").validate(instance)
     except jsonschema_rs.ValidationError as exc:
         where = "/".join(str(part) for part in exc.instance_path) or "event"
         raise InvalidEventError(f"{name}: {where}: {exc.message}"[:500]) from None  # keys are hostile too
@@ -122,14 +125,14 @@ def _check(name: str, instance: Any) -> None:
         raise InvalidEventError(f"{name}: not valid JSON data: {str(exc)[:200]}") from None
 
 
-def _check_moments(envelope: dict) -> None:
+def check_moments(envelope: dict) -> None:
     """A schema pattern cannot tell 2026-02-30 or 99:99 from a real moment; PostgreSQL can, and
-    would refuse the write. Every timestamp (occurredAt, the data's *At, dueDate, reminderTimes)
-    must parse, and be a moment of years 1 to 9999 in UTC too: 9999-12-31T23:59-23:59 is stored
+    would refuse the write. Every timestamp (occurredAt, the data's *At, dueDate, snoozeUntil,
+    reminderTimes) must parse, and be a moment of years 1 to 9999 in UTC too: 9999-12-31T23:59-23:59 is stored
     as year 10000, which no Python reader of the row could load again."""
     moments = [("occurredAt", envelope["occurredAt"])]
     moments += [(key, value) for key, value in envelope["data"].items()
-                if isinstance(value, str) and (key.endswith("At") or key == "dueDate")]
+                if isinstance(value, str) and (key.endswith("At") or key in MOMENT_KEYS)]
     moments += [("reminderTimes", value) for value in envelope["data"].get("reminderTimes") or ()]
     for key, value in moments:
         try:
@@ -138,19 +141,24 @@ def _check_moments(envelope: dict) -> None:
             raise InvalidEventError(f"{key}: {value[:40]!r} is not a real date and time") from None
 
 
+def check_known(envelope: dict, current_versions: dict[str, int]) -> None:
+    """Raise unless the (schema-valid) envelope is of a type and version this code reads."""
+    event_type, version = envelope["eventType"], envelope["schemaVersion"]
+    if event_type not in current_versions:
+        raise InvalidEventError(f"unknown eventType {event_type!r}")
+    if version > current_versions[event_type]:
+        raise UnknownVersionError(
+            f"{event_type} v{version} is newer than this code knows (v{current_versions[event_type]})")
+
+
 def validate(envelope: dict) -> None:
     """Raise InvalidEventError unless `envelope` matches its envelope and data schemas. The
     schemas are as strict as what the database stores: an event that passes never fails a
     write (ids fit a bigint, timestamps are real, no NUL in text)."""
-    _check("envelope", envelope)
-    event_type, version = envelope["eventType"], envelope["schemaVersion"]
-    if event_type not in CURRENT_VERSIONS:
-        raise InvalidEventError(f"unknown eventType {event_type!r}")
-    if version > CURRENT_VERSIONS[event_type]:
-        raise UnknownVersionError(
-            f"{event_type} v{version} is newer than this code knows (v{CURRENT_VERSIONS[event_type]})")
-    _check(f"{event_type}.v{version}", envelope["data"])
-    _check_moments(envelope)
+    check("envelope", envelope)
+    check_known(envelope, CURRENT_VERSIONS)
+    check(f"{envelope['eventType']}.v{envelope['schemaVersion']}", envelope["data"])
+    check_moments(envelope)
 
 
 def upcast(envelope: dict) -> dict:

@@ -69,6 +69,10 @@ class TodoState(models.Model):
     )
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
+    # The schedule: its due date (a snooze needs one), and the version of the TodoScheduled that
+    # set it. The scheduler fires a reminder only if the schedule that armed it is still this one.
+    due_date = models.DateTimeField(null=True, blank=True)
+    schedule_version = models.PositiveIntegerField(default=0)
 
     class Meta:
         verbose_name = "todo (write-side state)"

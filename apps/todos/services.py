@@ -111,14 +111,15 @@ OUTBOX_INSERT = (
 )
 
 
-def outbox_append(cursor, envelopes: list[dict]) -> None:
-    """Append events to the outbox through `cursor` (Django's, or a psycopg one), in its
-    transaction. That transaction must have written before (locked the todo's state row, or
+def outbox_append(cursor, envelopes: list[dict], *, topic: str = TODO_EVENTS) -> None:
+    """Append events for `topic` (keyed by their userId) to the outbox through `cursor` (Django's,
+    or a psycopg one), in its transaction. That transaction must have written before (locked the todo's state row, or
     inserted it): that gives it its transaction id before the outbox row takes a sequence
     number, which the relay relies on (see `Relay._delete_acked_and_read`)."""
     # SQL rather than OutboxEvent.objects.create(): the ORM's compile took longer than the
     # statement, on the path every command takes (see `make bench`).
-    rows = [(e["eventId"], resolve(TODO_EVENTS), e["userId"], json.dumps(e), e["eventType"], e["schemaVersion"],
+    topic = resolve(topic)
+    rows = [(e["eventId"], topic, e["userId"], json.dumps(e), e["eventType"], e["schemaVersion"],
              e["correlationId"]) for e in envelopes]
     if len(rows) == 1:
         cursor.execute(OUTBOX_INSERT, rows[0])
@@ -202,6 +203,7 @@ def todo_create(
         emitted.append(_advance(state=state, actor_id=actor.pk, members=members, event_type=events.TODO_SCHEDULED,
                                 data=schedule_data(due_date, reminder_times, now), correlation_id=correlation_id,
                                 now=now))
+        state.due_date, state.schedule_version = due_date, state.version
     state.save(force_insert=True)  # the transaction's first write comes before its outbox rows
     for event in emitted:
         _append(event)
@@ -347,7 +349,9 @@ def todo_schedule(
     def decide(state, now, members):
         if state.completed:
             raise TodoConflictError("the todo is completed: it has nothing left to be reminded of")
-        return [(events.TODO_SCHEDULED, schedule_data(due_date, reminder_times, now))]
+        data = schedule_data(due_date, reminder_times, now)
+        state.due_date, state.schedule_version = due_date, state.version + 1  # the version of this one event
+        return [(events.TODO_SCHEDULED, data)]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
                     correlation_id=correlation_id, decide=decide)

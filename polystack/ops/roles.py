@@ -14,6 +14,7 @@ def roles(*, python: str, host: str = "127.0.0.1", port: int = 8000, state_dir: 
         "worker": f"{python} -m " + CELERY_WORKER,
         "beat": f"{python} -m " + CELERY_BEAT.format(state_dir=state_dir),
         "relay": f"{manage} runrelay",
+        "scheduler": f"{manage} runscheduler",
     }
     for name in get_consumers():
         result[f"consumer-{name}"] = f"{manage} runconsumer {name}"

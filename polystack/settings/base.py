@@ -180,6 +180,10 @@ KAFKA_TOPIC_PREFIX = env.get("KAFKA_TOPIC_PREFIX", "")
 PROJECTION_SNAPSHOT_EVERY = env.get_int("PROJECTION_SNAPSHOT_EVERY", 100_000)
 READ_YOUR_WRITES_TIMEOUT_S = float(env.get("READ_YOUR_WRITES_TIMEOUT_S", "2.0"))
 
+# Phase 4 reminders: one fired more than this after its time is marked late (the scheduler was
+# down or behind; on time means within a second).
+REMINDER_LATE_AFTER_S = float(env.get("REMINDER_LATE_AFTER_S", "5.0"))
+
 # Stream applications (polystack.streaming.streams) keep their state stores under this folder,
 # one subfolder per app; losing it costs a restore from the changelog topics, nothing more.
 STREAM_STATE_DIR = env.get("STREAM_STATE_DIR", str(BASE_DIR / ".stack" / "state"))

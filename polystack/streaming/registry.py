@@ -121,7 +121,9 @@ class ConsumerDefinition:
     topics: tuple[str, ...]
     group_id: str
     handler_factory: Callable[[], Handler]
-    dlq_topic: str | None
+    # Where messages that can never succeed go: one DLQ for all its topics, or one per subscribed
+    # topic ({topic: dlq}), so that a dead letter lands next to its kind (reminder-events-dlq).
+    dlq_topic: str | dict[str, str] | None
     handler_kind: Literal["message", "batch", "transactional"] = "message"
     commit_mode: Literal["manual", "auto", "transactional"] = "manual"
     store: str | None = None  # a transactional handler's state store (polystack.streaming.state)
@@ -150,6 +152,22 @@ class ConsumerDefinition:
             raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual', 'auto' or 'transactional'")
         if self.store is not None and self.handler_kind != "transactional":
             raise ValueError(f"consumer {self.name!r}: only a transactional handler has a state store")
+        if isinstance(self.dlq_topic, dict):
+            if set(self.dlq_topic) != set(self.topics):
+                raise ValueError(f"consumer {self.name!r}: a DLQ per topic names each subscribed topic, no other")
+            if self.handler_kind == "transactional":
+                raise ValueError(f"consumer {self.name!r}: a transactional handler has one DLQ")
+
+    def dlq_for(self, topic: str) -> str | None:
+        """The DLQ (unresolved name) of messages from the subscribed `topic`."""
+        return self.dlq_topic.get(topic) if isinstance(self.dlq_topic, dict) else self.dlq_topic
+
+    @property
+    def dlq_topics(self) -> tuple[str, ...]:
+        """Every DLQ this consumer may write to."""
+        if isinstance(self.dlq_topic, dict):
+            return tuple(dict.fromkeys(self.dlq_topic.values()))
+        return (self.dlq_topic,) if self.dlq_topic else ()
 
 
 class _FunctionHandler:

@@ -143,7 +143,9 @@ class Runner:
         self.options = options or RunnerOptions()
         self.group_id = self.options.group_id or definition.group_id
         self.topics = [resolve(topic) for topic in definition.topics]
-        self.dlq_topic = resolve(definition.dlq_topic) if definition.dlq_topic else None
+        # The DLQ of each subscribed topic (resolved names).
+        self.dlq_topics = {topic: resolve(definition.dlq_for(name))
+                           for topic, name in zip(self.topics, definition.topics) if definition.dlq_for(name)}
         self.batch_size = self.options.max_batch_size or definition.max_batch_size
         batch_time_ms = self.options.max_batch_time_ms
         self.batch_time_s = (definition.max_batch_time_ms if batch_time_ms is None else batch_time_ms) / 1000
@@ -287,7 +289,7 @@ class Runner:
 
     def _connect(self) -> None:
         self._consumer = Consumer(self.consumer_config())
-        if self.dlq_topic:
+        if self.dlq_topics:
             self._dlq = Producer(kafka.producer_config(logger=logging.getLogger("polystack.streaming.librdkafka")))
         self._consumer.subscribe(
             self.topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
@@ -512,20 +514,21 @@ class Runner:
             discard()
 
     def _dead_letter(self, message: Message, exc: Exception) -> None:
-        if self._dlq is None:
+        dlq_topic = self.dlq_topics.get(message.topic)
+        if dlq_topic is None:
             raise ConsumerStoppedError(
                 f"poison message at {message.topic}[{message.partition}]@{message.offset} "
                 f"and no DLQ is configured: {type(exc).__name__}: {exc}"
             )
         headers = kafka.dead_letter_headers(headers=message.headers, topic=message.topic, partition=message.partition,
                                             offset=message.offset, group_id=self.group_id, exc=exc)
-        self._dlq.produce(self.dlq_topic, key=message.key, value=message.value, headers=headers)
+        self._dlq.produce(dlq_topic, key=message.key, value=message.value, headers=headers)
         self._dlq.poll(0)
         self._dlq_unflushed = True
         self.stats.dead_lettered += 1
         logger.warning(
             "dead-lettered %s[%d]@%d to %s: %s: %s correlationId=%s %s",
-            message.topic, message.partition, message.offset, self.dlq_topic,
+            message.topic, message.partition, message.offset, dlq_topic,
             type(exc).__name__, exc, message.header("correlationId"), self._log_extra,
         )
 

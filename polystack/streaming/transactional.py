@@ -124,6 +124,7 @@ class TransactionalRunner(Runner):
     def __init__(self, definition: ConsumerDefinition, options: RunnerOptions | None = None,
                  state_dir: Path | None = None, instance: str = "0"):
         super().__init__(definition, options)
+        self.dlq_topic = resolve(definition.dlq_topic) if definition.dlq_topic else None  # one (checked at registration)
         self.transactional_id = f"{self.group_id}.{instance}"
         self.state_dir = Path(state_dir or settings.STREAM_STATE_DIR) / self.group_id
         self.changelog = changelog_topic(self.group_id, definition.store) if definition.store else None

@@ -57,7 +57,7 @@ class Command(BaseCommand):
             definition = get_consumer(name)
         except UnknownConsumerError as exc:
             raise CommandError(str(exc)) from None
-        needed = definition.topics + ((definition.dlq_topic,) if definition.dlq_topic else ()) + definition.outputs
+        needed = definition.topics + definition.dlq_topics + definition.outputs
         self._check_dependencies(tuple(resolve(topic) for topic in needed))
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", options["instance"]):
             raise CommandError("--instance takes letters, digits, '.', '_' and '-' (at most 64)")
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         for definition in consumers.values():
             self.stdout.write(
                 f"{definition.name:16} topics={','.join(definition.topics)} group={definition.group_id} "
-                f"dlq={definition.dlq_topic or '-'} commit={definition.commit_mode}"
+                f"dlq={','.join(definition.dlq_topics) or '-'} commit={definition.commit_mode}"
                 + (f"  {definition.description}" if definition.description else "")
             )
 
