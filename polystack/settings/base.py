@@ -180,6 +180,9 @@ KAFKA_TOPIC_PREFIX = env.get("KAFKA_TOPIC_PREFIX", "")
 PROJECTION_SNAPSHOT_EVERY = env.get_int("PROJECTION_SNAPSHOT_EVERY", 100_000)
 READ_YOUR_WRITES_TIMEOUT_S = float(env.get("READ_YOUR_WRITES_TIMEOUT_S", "2.0"))
 
+# Retry topics (polystack.streaming.retry): every retry policy's delays times this. Tests and
+# demos shrink them (0.05: 2 s becomes 0.1 s); leave it at 1 in production.
+STREAMING_RETRY_DELAY_SCALE = float(env.get("STREAMING_RETRY_DELAY_SCALE", "1.0"))
 # Phase 4 reminders: one fired more than this after its time is marked late (the scheduler was
 # down or behind; on time means within a second).
 REMINDER_LATE_AFTER_S = float(env.get("REMINDER_LATE_AFTER_S", "5.0"))

@@ -72,9 +72,10 @@ def produce(producer: Producer, topic: str, **kwargs: Any) -> None:
 
 
 def dead_letter_headers(*, headers: list | None, topic: str, partition: int, offset: int, group_id: str,
-                        exc: Exception) -> list[tuple[str, bytes]]:
-    """A dead letter's headers: the original ones, then where it came from and why it failed.
-    Every role writes these same `dlq.*` headers, whatever its loop."""
+                        exc: Exception, attempts: int | None = None) -> list[tuple[str, bytes]]:
+    """A dead letter's headers: the original ones, then where it came from and why it failed
+    (and, after retries, how often it was tried). Every role writes these same `dlq.*` headers,
+    whatever its loop."""
     return [
         *(headers or []),
         ("dlq.original.topic", topic.encode()),
@@ -84,6 +85,7 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
         ("dlq.error.class", type(exc).__name__.encode()),
         ("dlq.error.message", str(exc)[:2000].encode("utf-8", "backslashreplace")),
         ("dlq.failed.at", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
+        *([("dlq.attempts", str(attempts).encode())] if attempts is not None else []),
     ]
 
 

@@ -9,7 +9,7 @@
         ...
 
 `python manage.py runconsumer projections` then runs it (polystack.streaming.runner). A handler
-is one of two kinds, told apart once, when it registers:
+is one of three kinds, told apart once, when it registers:
 
 - a message handler (`MessageHandler`): a function of one message, or a class (instantiated
   once per process) with `handle(message)` and optionally `flush()` (called once a batch was
@@ -17,10 +17,12 @@ is one of two kinds, told apart once, when it registers:
   (drop buffered work before the batch is retried);
 - a batch handler (`BatchHandler`): a class with `handle_batch(messages)`, which applies a
   whole batch at once and returns the messages it rejects, each with its NonRetriableError.
-
 - a transactional handler (`TransactionalHandler`): a class with `process(batch)`, run exactly
   once by polystack.streaming.transactional — its outputs, dead letters, state store changes
   and offsets committed in one Kafka transaction per batch (`store=` names its state store).
+
+A message handler may declare a retry policy (`retry=RetryPolicy(...)`): what it fails on is
+retried later from retry topics, without holding up the partition (polystack.streaming.retry).
 """
 import importlib
 import json
@@ -30,6 +32,8 @@ from typing import Any, Literal, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
+
+from polystack.streaming.retry import RetryPolicy
 
 
 class NonRetriableError(Exception):
@@ -131,7 +135,10 @@ class ConsumerDefinition:
     consumer_config: dict[str, Any] = field(default_factory=dict)  # librdkafka settings of its own
     decoder: Callable[[bytes | None], Any] = decode_json
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
-    max_retries: int = 5
+    max_retries: int = 5  # of a whole batch, after an error it cannot pin on one message
+    # Retry topics (polystack.streaming.retry): a message whose handler fails is retried later,
+    # from <topic>-retry-<n>, while the partition goes on; None: the batch is retried in place.
+    retry: RetryPolicy | None = None
     max_batch_size: int = 500
     max_batch_time_ms: int = 0  # how long a batch waits to fill after its first message
     # Manual mode: commit finished work at most this often (0: after every batch). Fewer
@@ -152,6 +159,8 @@ class ConsumerDefinition:
             raise ValueError(f"consumer {self.name!r}: commit_mode must be 'manual', 'auto' or 'transactional'")
         if self.store is not None and self.handler_kind != "transactional":
             raise ValueError(f"consumer {self.name!r}: only a transactional handler has a state store")
+        if self.retry is not None and (self.handler_kind != "message" or not self.dlq_topic):
+            raise ValueError(f"consumer {self.name!r}: retry topics are for a message handler with a DLQ")
         if isinstance(self.dlq_topic, dict):
             if set(self.dlq_topic) != set(self.topics):
                 raise ValueError(f"consumer {self.name!r}: a DLQ per topic names each subscribed topic, no other")
@@ -161,6 +170,11 @@ class ConsumerDefinition:
     def dlq_for(self, topic: str) -> str | None:
         """The DLQ (unresolved name) of messages from the subscribed `topic`."""
         return self.dlq_topic.get(topic) if isinstance(self.dlq_topic, dict) else self.dlq_topic
+
+    @property
+    def retry_topics(self) -> tuple[str, ...]:
+        """The retry topics it reads besides its topics (unresolved names)."""
+        return tuple(name for topic in self.topics for name in self.retry.topics(topic)) if self.retry else ()
 
     @property
     def dlq_topics(self) -> tuple[str, ...]:

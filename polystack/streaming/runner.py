@@ -26,12 +26,14 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from django.conf import settings
 from django.db import DataError, close_old_connections
 
 from polystack import outages
 from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
+from polystack.streaming.retry import RetryTopics
 from polystack.streaming.topics import resolve
 
 logger = logging.getLogger("polystack.streaming.runner")
@@ -93,6 +95,7 @@ class RunnerStats:
     consumed: int = 0
     handled: int = 0
     dead_lettered: int = 0
+    retried: int = 0  # sent to a retry topic
     batches: int = 0
     commits: int = 0
     assigned: set[tuple[str, int]] = field(default_factory=set)
@@ -146,6 +149,14 @@ class Runner:
         # The DLQ of each subscribed topic (resolved names).
         self.dlq_topics = {topic: resolve(definition.dlq_for(name))
                            for topic, name in zip(self.topics, definition.topics) if definition.dlq_for(name)}
+        self._retries: RetryTopics | None = None
+        self._held: dict[tuple[str, int], int] = {}  # partitions of this batch held back until due
+        if definition.retry is not None:
+            self._retries = RetryTopics(definition.retry, list(definition.topics),
+                                        delay_scale=settings.STREAMING_RETRY_DELAY_SCALE)
+            for topic, (source, _) in self._retries.level.items():
+                self.dlq_topics[topic] = self.dlq_topics[source]  # a retried message's DLQ is its topic's
+            self.topics += self._retries.retry_topics
         self.batch_size = self.options.max_batch_size or definition.max_batch_size
         batch_time_ms = self.options.max_batch_time_ms
         self.batch_time_s = (definition.max_batch_time_ms if batch_time_ms is None else batch_time_ms) / 1000
@@ -250,6 +261,8 @@ class Runner:
 
     def on_revoke(self, consumer, partitions) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
+        if self._retries is not None:
+            self._retries.forget(revoked)
         # Work finished on these partitions must be committed before another member gets them.
         self._commit({tp: off for tp, off in self._pending.items() if tp in revoked}, wait=True)
         for tp in revoked:
@@ -259,6 +272,8 @@ class Runner:
 
     def on_lost(self, consumer, partitions) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
+        if self._retries is not None:
+            self._retries.forget(lost)
         for tp in lost:
             self._pending.pop(tp, None)  # no longer ours to commit; the new owner redelivers
         self._set_assigned(self.stats.assigned - lost)
@@ -274,6 +289,8 @@ class Runner:
         self._connect()
         try:
             while not self.stopping:
+                if self._retries is not None:
+                    self._retries.resume_due(self._consumer)
                 batch = self._next_batch()
                 self._touch_healthcheck()
                 if batch:
@@ -310,6 +327,11 @@ class Runner:
         return batch
 
     def _process(self, batch: list) -> None:
+        if self._retries is not None:  # retried messages not due yet wait, their partition paused
+            batch, self._held = self._retries.hold(self._consumer, batch)
+            if not batch:
+                self._finish({}, 0)
+                return
         self.stats.batches += 1
         self.stats.consumed += len(batch)
         dead: set[tuple[str, int, int]] = set()  # DLQ'd in an earlier attempt of this batch
@@ -372,6 +394,7 @@ class Runner:
         handle = self._handler.handle
         decoder = self._decoder
         limiter = self._limiter
+        retries = self._retries
         view = Message  # a local: this loop runs once a message
         handled = valid_run = 0  # valid_run: handled since the last invalid message
         finished = batch  # the messages whose work is done
@@ -399,6 +422,15 @@ class Runner:
                     valid_run = 0
                     self._dead_letter(Message(raw, None), exc)
                     dead.add((raw.topic(), raw.partition(), raw.offset()))
+                except Exception as exc:
+                    if retries is None or isinstance(exc, ConsumerStoppedError) or outages.is_outage(exc):
+                        raise  # the batch is retried in place, or waits out the outage
+                    handled += valid_run
+                    if first_attempt:
+                        limiter.valid(valid_run)  # a failed delivery is not an invalid message
+                    valid_run = 0
+                    self._retry_later(Message(raw, None), exc)
+                    dead.add((raw.topic(), raw.partition(), raw.offset()))
                 else:
                     valid_run += 1
         except DlqLimitExceededError:
@@ -407,7 +439,9 @@ class Runner:
             raise
         if first_attempt:
             limiter.valid(valid_run)
-        done = self._positions() if finished is batch else self._offsets(finished, errors)
+        # The consumer's positions are the batch's end, unless retries paused (and sought back)
+        # a partition: then the messages say.
+        done = self._positions() if finished is batch and retries is None else self._offsets(finished, errors)
         self._finish(done, handled + valid_run)
 
     def _handle_batch(self, batch: list, dead: set, *, first_attempt: bool) -> None:
@@ -496,6 +530,9 @@ class Runner:
         return offsets
 
     def _finish(self, done: dict, handled: int) -> None:
+        if self._held:  # a held partition is done up to its first held message
+            done = {**done, **self._held}
+            self._held = {}
         flush = getattr(self._handler, "flush", None)
         if flush is not None:
             flush()
@@ -513,15 +550,36 @@ class Runner:
         if discard is not None:
             discard()
 
-    def _dead_letter(self, message: Message, exc: Exception) -> None:
+    def _retry_later(self, message: Message, exc: Exception) -> None:
+        """Send a message its handler failed on to its next retry topic, or after the last
+        attempt to its DLQ (polystack.streaming.retry)."""
+        step = self._retries.next_step(message, exc, group_id=self.group_id)
+        if step.topic is None:
+            self._dead_letter(message, exc, origin=step.origin, attempts=step.attempts)
+            return
+        self._dlq.produce(step.topic, key=message.key, value=message.value, headers=step.headers)
+        self._dlq.poll(0)
+        self._dlq_unflushed = True
+        self.stats.retried += 1
+        logger.warning(
+            "attempt %d of %s[%d]@%d failed (%s: %s); retried from %s correlationId=%s %s",
+            step.attempts, message.topic, message.partition, message.offset, type(exc).__name__, exc, step.topic,
+            message.header("correlationId"), self._log_extra,
+        )
+
+    def _dead_letter(self, message: Message, exc: Exception, *, origin: tuple[str, int, int] | None = None,
+                     attempts: int | None = None) -> None:
+        """Park a message in its topic's DLQ; `origin` is where it first came from when that is not
+        where it was read (a retry topic), `attempts` how often it was tried."""
         dlq_topic = self.dlq_topics.get(message.topic)
         if dlq_topic is None:
             raise ConsumerStoppedError(
                 f"poison message at {message.topic}[{message.partition}]@{message.offset} "
                 f"and no DLQ is configured: {type(exc).__name__}: {exc}"
             )
-        headers = kafka.dead_letter_headers(headers=message.headers, topic=message.topic, partition=message.partition,
-                                            offset=message.offset, group_id=self.group_id, exc=exc)
+        topic, partition, offset = origin or (message.topic, message.partition, message.offset)
+        headers = kafka.dead_letter_headers(headers=message.headers, topic=topic, partition=partition, offset=offset,
+                                            group_id=self.group_id, exc=exc, attempts=attempts)
         self._dlq.produce(dlq_topic, key=message.key, value=message.value, headers=headers)
         self._dlq.poll(0)
         self._dlq_unflushed = True

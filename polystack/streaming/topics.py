@@ -31,6 +31,19 @@ ANALYTICS_LATE_EVENTS = "analytics-late-events"
 ANALYTICS_DLQ = "analytics-dlq"
 
 _DLQ = {"retention.ms": str(30 * DAY_MS)}
+_RETRY = {"retention.ms": str(7 * DAY_MS)}
+RETRIES = 3  # retry topics declared per topic that has them (a RetryPolicy may use fewer)
+
+
+def retry_topic(topic: str, level: int) -> str:
+    """The topic a message of `topic` waits in before its retry number `level` (polystack.streaming.retry)."""
+    return f"{topic}-retry-{level}"
+
+
+def _retry_specs(topic: str, partitions: int) -> tuple["TopicSpec", ...]:
+    return tuple(TopicSpec(retry_topic(topic, level), partitions=partitions, config=_RETRY,
+                           description=f"{topic} messages waiting for retry {level} of a consumer with a retry policy.")
+                 for level in range(1, RETRIES + 1))
 _WINDOWED_AGGREGATE = {"cleanup.policy": "compact"}
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -42,6 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(TODO_EVENTS_DLQ, partitions=1, description="todo-events a consumer could not handle.", config=_DLQ),
     TopicSpec(REMINDER_EVENTS, partitions=3, description="ReminderDue and friends, keyed by userId."),
+    *_retry_specs(REMINDER_EVENTS, partitions=3),
     TopicSpec(REMINDER_EVENTS_DLQ, partitions=1, description="reminder-events a consumer could not handle.", config=_DLQ),
     TopicSpec(DEVICE_SYNC_EVENTS, partitions=6, description="Per-device sync events, keyed by userId."),
     # Window results of apps.analytics, keyed "<userId>:<start>:<end>": compaction keeps each

@@ -1,9 +1,13 @@
 """The consumer runner against the real broker: DLQ, limits, retries, commits, group rebalance."""
 import threading
+import time
 
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_json
+from polystack.streaming.retry import RetryPolicy
 from polystack.streaming.runner import DlqLimitExceededError, RetriesExhaustedError, Runner, RunnerOptions
-from tests.helpers import committed, consume_all, consume_to_end, produce, unique, wait_until
+from polystack.streaming.topics import retry_topic
+from tests.helpers import (committed, consume_all, consume_to_end, create_topic, delete_topics, produce, unique,
+                           wait_until)
 
 
 class Recorder:
@@ -259,3 +263,73 @@ def test_a_batch_that_breaks_the_dlq_limit_is_committed_up_to_the_break_so_a_res
     assert isinstance(run_once(), DlqLimitExceededError)
     assert committed(group, topic, 1)[0] == 6, "a restart goes on from the break, not the same batch"
     assert len(consume_to_end(dlq)) == 6
+
+
+class Flaky:
+    """Fails the messages named in `fail` that many times each (an SMTP server refusing), then
+    handles them; records when each attempt of each message came."""
+
+    def __init__(self, fail: dict[int, int]):
+        self.fail = dict(fail)
+        self.attempts: dict[int, list[float]] = {}
+        self.handled: list[int] = []
+        self.lock = threading.Lock()
+
+    def handle(self, message: Message) -> None:
+        n = message.payload["n"]
+        with self.lock:
+            self.attempts.setdefault(n, []).append(time.time())
+            if self.fail.get(n, 0) > 0:
+                self.fail[n] -= 1
+                raise OSError(f"mail server refused #{n}")
+            self.handled.append(n)
+
+
+def retrying(topic_factory, delays):
+    """A topic with its retry topics, and a DLQ; deleted by topic_factory's cleanup."""
+    topic, dlq = topic_factory(), topic_factory(prefix="dlq")
+    for level in range(1, len(delays) + 1):
+        create_topic(retry_topic(topic, level))
+    return topic, dlq
+
+
+def test_a_failed_message_is_retried_from_retry_topics_without_holding_up_the_partition(topic_factory):
+    delays = (0.5, 1.0)
+    topic, dlq = retrying(topic_factory, delays)
+    try:
+        produce(topic, [{"n": n} for n in range(10)])
+        handler = Flaky({3: 2})  # refused twice: handled on its third attempt, from topic-retry-2
+        runner = Runner(definition(topic, handler, dlq=dlq, retry=RetryPolicy(delays_s=delays, jitter=0.0)))
+        with Running(runner):
+            wait_until(lambda: len(handler.handled) == 10, what="every message, the refused one last")
+            wait_until(lambda: committed(runner.group_id, topic, 1)[0] == 10, what="the topic committed")
+            wait_until(lambda: committed(runner.group_id, retry_topic(topic, 2), 1)[0] == 1, what="retry-2 committed")
+        assert handler.handled == [0, 1, 2, 4, 5, 6, 7, 8, 9, 3], "the others did not wait for it"
+        first, second, third = handler.attempts[3]
+        assert second - first >= delays[0] and third - second >= delays[1], "never before its time"
+        assert consume_to_end(dlq) == []
+        [retried] = consume_to_end(retry_topic(topic, 1))
+        headers = dict(retried.headers())
+        assert (headers["retry.attempts"], headers["retry.original.offset"]) == (b"1", b"3")
+        assert headers["retry.error.class"] == b"OSError"
+    finally:
+        delete_topics(retry_topic(topic, level) for level in range(1, len(delays) + 1))
+
+
+def test_a_message_that_fails_every_attempt_lands_in_the_dlq_naming_its_origin_and_attempts(topic_factory):
+    delays = (0.2, 0.2)
+    topic, dlq = retrying(topic_factory, delays)
+    try:
+        produce(topic, [{"n": n} for n in range(3)], headers=[("correlationId", b"corr-9")])
+        handler = Flaky({1: 100})
+        runner = Runner(definition(topic, handler, dlq=dlq, retry=RetryPolicy(delays_s=delays, jitter=0.0)))
+        with Running(runner):
+            [parked] = wait_until(lambda: consume_to_end(dlq), what="the dead letter")
+            wait_until(lambda: committed(runner.group_id, retry_topic(topic, 2), 1)[0] == 1, what="retry-2 committed")
+        headers = {key: value.decode() for key, value in parked.headers()}
+        assert (headers["dlq.original.topic"], headers["dlq.original.offset"]) == (topic, "1")
+        assert (headers["dlq.attempts"], headers["dlq.error.class"]) == ("3", "OSError")
+        assert headers["correlationId"] == "corr-9"
+        assert len(handler.attempts[1]) == 3 and handler.handled == [0, 2]
+    finally:
+        delete_topics(retry_topic(topic, level) for level in range(1, len(delays) + 1))

@@ -57,7 +57,7 @@ class Command(BaseCommand):
             definition = get_consumer(name)
         except UnknownConsumerError as exc:
             raise CommandError(str(exc)) from None
-        needed = definition.topics + definition.dlq_topics + definition.outputs
+        needed = definition.topics + definition.retry_topics + definition.dlq_topics + definition.outputs
         self._check_dependencies(tuple(resolve(topic) for topic in needed))
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", options["instance"]):
             raise CommandError("--instance takes letters, digits, '.', '_' and '-' (at most 64)")
