@@ -139,17 +139,26 @@ def api_client(user):
 
 class MailInbox:
     """A real SMTP server on loopback (aiosmtpd) keeping what it receives in `messages`,
-    as (recipients, email.message.EmailMessage). It can be stopped and started again."""
+    as (recipients, email.message.EmailMessage), and when (`received_at`, epoch seconds). It can
+    be stopped and started again, or set `refusing` (it answers 451, try again later, and counts
+    the refusals)."""
 
     def __init__(self, port: int):
         self.port = port
         self.messages: list[tuple[list[str], Any]] = []
+        self.received_at: list[float] = []
+        self.refusing = False
+        self.refused = 0
         self._controller = None
 
     async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes, policy
 
+        if self.refusing:
+            self.refused += 1
+            return "451 4.3.0 Mailbox busy, try again later"
         self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        self.received_at.append(time.time())
         return "250 Message accepted for delivery"
 
     def start(self) -> None:

@@ -1,9 +1,11 @@
-"""Admin: notification history (with delivery status and errors, and a re-send action for
-failed ones) and preferences."""
+"""Admin: notification history (with delivery status and errors, and a send-now action for
+unsent ones) and preferences."""
 from django.contrib import admin, messages
 
+from apps.notifications import delivery
 from apps.notifications.models import Notification, NotificationPreference
-from apps.notifications.tasks import deliver
+
+SEND_NOW_AT_MOST = 50  # sent while the admin waits: one SMTP timeout each at worst
 
 
 @admin.register(Notification)
@@ -17,13 +19,19 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Send the selected failed notifications again")
+    @admin.action(description="Send the selected unsent notifications now")
     def send_again(self, request, queryset):
-        ids = list(queryset.filter(status=Notification.Status.FAILED).values_list("id", flat=True))
-        Notification.objects.filter(id__in=ids).update(status=Notification.Status.PENDING, attempts=0)
-        for notification_id in ids:
-            deliver.delay(notification_id)
-        self.message_user(request, f"{len(ids)} notification(s) queued again.", messages.SUCCESS)
+        ids = list(queryset.filter(status__in=delivery.UNSENT).values_list("id", flat=True)[:SEND_NOW_AT_MOST + 1])
+        if len(ids) > SEND_NOW_AT_MOST:
+            self.message_user(request, f"Select at most {SEND_NOW_AT_MOST}: they are sent while you wait.",
+                              messages.ERROR)
+            return
+        try:
+            sent = delivery.deliver_all(ids)
+        except delivery.DeliveryFailedError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{sent} notification(s) sent.", messages.SUCCESS)
 
 
 @admin.register(NotificationPreference)

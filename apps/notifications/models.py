@@ -14,8 +14,10 @@ EMAIL = "email"
 IN_APP = "in_app"
 CHANNELS = [(EMAIL, "Email"), (IN_APP, "In-app")]
 
-# The categories people can switch on and off: those of the events that notify (metadata.category).
-CATEGORIES = list(CATEGORY_LABELS.items())
+REMINDER = "reminder"
+# The categories people can switch on and off: those of the todo events that notify
+# (metadata.category), and the reminders of due dates (Phase 4).
+CATEGORIES = [*CATEGORY_LABELS.items(), (REMINDER, "A reminder of a due date")]
 
 
 class NotificationPreference(models.Model):
@@ -36,9 +38,9 @@ class NotificationPreference(models.Model):
 class Notification(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
-        SENDING = "sending"  # claimed by a worker until claimed_at + the lease (tasks.CLAIM_LEASE)
+        SENDING = "sending"  # an attempt under way since claimed_at (or cut short by a kill: sent again)
         SENT = "sent"
-        FAILED = "failed"
+        FAILED = "failed"  # given up by the Celery delivery before Phase 4; sent again on a redrive
 
     id = models.BigAutoField(primary_key=True)
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")

@@ -1,7 +1,7 @@
 """`runconsumer reminders` (group reminder-group): keeps the due table (apps.reminders.models)
 from todo-events (schedules, completions, deletions) and reminder-events (snoozes), one event
 at a time, each in its own transaction, idempotently. The scheduler (`runscheduler`) fires it."""
-from apps.reminders import events as reminder_events
+from apps.todos import reminder_events
 from apps.reminders import services
 from apps.todos import events
 from polystack.streaming import topics
@@ -19,10 +19,10 @@ class TrackSchedules:
     """Arms, re-arms and cancels reminders as todos are scheduled, completed and deleted, and snoozed."""
 
     def __init__(self):
-        self.reminder_events = topics.resolve(topics.REMINDER_EVENTS)
+        self.reminder_topic = topics.resolve(topics.REMINDER_EVENTS)
 
     def handle(self, message: Message) -> None:
-        if message.topic != self.reminder_events:
+        if message.topic != self.reminder_topic:
             services.todo_event_apply(envelope=events.read(message.payload))
             return
         envelope = reminder_events.read(message.payload)

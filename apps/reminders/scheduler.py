@@ -27,10 +27,9 @@ import psycopg
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
-from apps.reminders import events
 from apps.reminders.models import Reminder
 from apps.reminders.services import ARMED_CHANNEL
-from apps.todos import events as todo_events
+from apps.todos import events, reminder_events
 from apps.todos.models import TodoState
 from apps.todos.services import outbox_append
 from polystack import db, outages
@@ -153,9 +152,9 @@ class Scheduler:
 
 def _reminder_due(row: tuple) -> dict:
     _, todo_id, owner_id, kind, due_date, remind_at, late, correlation_id, fired_at = row
-    return events.new_envelope(
-        event_type=events.REMINDER_DUE, todo_id=todo_id, user_id=owner_id,
-        data={"reminderType": kind, "dueDate": todo_events.iso(due_date), "remindAt": todo_events.iso(remind_at),
+    return reminder_events.new_envelope(
+        event_type=reminder_events.REMINDER_DUE, todo_id=todo_id, user_id=owner_id,
+        data={"reminderType": kind, "dueDate": events.iso(due_date), "remindAt": events.iso(remind_at),
               "late": late},
         correlation_id=correlation_id or f"reminder-{uuid.uuid4()}", occurred_at=fired_at,
     )

@@ -115,7 +115,7 @@ def _validator(path: Path) -> jsonschema_rs.Validator:
 
 def check(name: str, instance: Any, *, schemas: Path = SCHEMAS) -> None:
     """Raise InvalidEventError unless `instance` matches the schema `<schemas>/<name>.json`. Every
-    event family (todo events here, reminder events in apps.reminders.events) checks with it."""
+    event family (todo events here, reminder events in apps.todos.reminder_events) checks with it."""
     try:
         _validator(schemas / f"{name}.json").validate(instance)
     except jsonschema_rs.ValidationError as exc:

@@ -129,9 +129,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # One queue per system on a shared Redis: a worker never runs another system's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env.get("CELERY_QUEUE", "polystack")
-CELERY_BEAT_SCHEDULE = {
-    "notifications-redeliver-stuck": {"task": "apps.notifications.tasks.redeliver_stuck", "schedule": 60.0},
-}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
 # Email goes over SMTP. Locally `make run` starts an SMTP sink on 127.0.0.1:1025 that prints
 # every message it receives (its log prefix is `mail`).

@@ -53,6 +53,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         description="The event store: every todo change, keyed by the owner's userId. Kept forever.",
         config={"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
     ),
+    *_retry_specs(TODO_EVENTS, partitions=6),
     TopicSpec(TODO_EVENTS_DLQ, partitions=1, description="todo-events a consumer could not handle.", config=_DLQ),
     TopicSpec(REMINDER_EVENTS, partitions=3, description="ReminderDue and friends, keyed by userId."),
     *_retry_specs(REMINDER_EVENTS, partitions=3),

@@ -1,21 +1,19 @@
-"""Notifications end to end: relay, projection, `runconsumer notifications`, a real Celery
-worker and a real SMTP server on loopback."""
+"""Notifications end to end: relay, projection, `runconsumer notifications` sending over a real
+SMTP server on loopback, retrying from the retry topics when it refuses."""
 import pytest
 
 from apps.notifications.models import Notification
-from polystack.streaming.topics import TODO_EVENTS, resolve
+from polystack.streaming.topics import TODO_EVENTS, resolve, retry_topic
 from tests.factories import teammates
-from tests.helpers import api_client, caught_up, stop, unique, wait_until
+from tests.helpers import api_client, caught_up, consume_to_end, stop, unique, wait_until
 
 
 @pytest.fixture
-def pipeline(roles, worker):
+def pipeline(roles, notifier):
     roles("runrelay")
     roles("runconsumer", "projections", "--group-id", unique("projection"))
     group = unique("notifications")
-    notifications = roles("runconsumer", "notifications", "--group-id", group)
-    worker()
-    return {"group": group, "notifications": notifications}
+    return {"group": group, "notifications": notifier(group)}
 
 
 @pytest.fixture
@@ -99,7 +97,8 @@ def test_the_rules_and_each_users_preferences_decide_who_hears_what(pipeline, pe
     assert [n.channel for n in Notification.objects.filter(recipient=no_address)] == ["in_app"]
 
 
-def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pipeline, roles, people, smtp):
+def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pipeline, roles, notifier, people,
+                                                                              smtp):
     alice, bob = people["alice"], people["bob"]
     first = create(alice, "before the outage")
     command(alice, first, "assign", {"assignedTo": str(bob.pk)})
@@ -112,12 +111,12 @@ def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pi
     command(alice, second, "assign", {"assignedTo": str(bob.pk)})
     assert Notification.objects.filter(todo_id=second).count() == 0
 
-    roles("runconsumer", "notifications", "--group-id", pipeline["group"])  # resumes from its commits
+    notifier(pipeline["group"])  # resumes from its commits
     wait_until(lambda: len(sent(bob)) == 4, what="the outage's assignment delivered after the restart")
 
     # The same events delivered all over again: a new group reads the topic from its start.
     replay_group = unique("replay")
-    replayer = roles("runconsumer", "notifications", "--group-id", replay_group)
+    replayer = notifier(replay_group)
     wait_until(lambda: caught_up(replay_group, resolve(TODO_EVENTS)), what="the replay through every event")
     stop(replayer)
     assert Notification.objects.filter(recipient=bob).count() == 4
@@ -125,19 +124,17 @@ def test_a_stopped_notifier_catches_up_and_a_redelivery_notifies_nobody_twice(pi
     assert len(smtp.messages) == 2, "one email per assignment, however often the events came"
 
 
-def test_delivery_retries_with_backoff_until_the_mail_server_answers(roles, worker, people, smtp):
+def test_a_refused_email_is_retried_from_the_retry_topics_until_the_mail_server_answers(roles, notifier, people, smtp):
     roles("runrelay")
     roles("runconsumer", "projections", "--group-id", unique("projection"))
-    roles("runconsumer", "notifications", "--group-id", unique("notifications"))
     smtp.stop()  # the mail server is down
-    worker()
+    notifier()
     alice, bob = people["alice"], people["bob"]
     todo = create(alice, "mail later")
     command(alice, todo, "assign", {"assignedTo": str(bob.pk)})
 
     email = lambda: Notification.objects.get(recipient=bob, channel="email")  # noqa: E731
-    # An attempt counts when a worker claims the row (status "sending"); a failed one leaves it
-    # pending for its retry.
+    # The first attempt, then the one from todo-events-retry-1 (0.2 s later): the row waits for the next.
     wait_until(lambda: Notification.objects.filter(recipient=bob, channel="email", attempts__gte=2,
                                                    status="pending").exists(),
                what="two failed attempts, the row waiting for its retry")
@@ -146,6 +143,9 @@ def test_delivery_retries_with_backoff_until_the_mail_server_answers(roles, work
     smtp.start()
     wait_until(lambda: email().status == "sent", timeout=60, what="the email sent once the server is back")
     assert len(smtp.messages) == 1
+    assert [n.channel for n in sent(bob)] == ["email", "in_app"], "the in-app one was not sent again"
+    [retried] = consume_to_end(resolve(retry_topic(TODO_EVENTS, 1)))
+    assert dict(retried.headers())["retry.attempts"] == b"1"
 
 
 def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactional_db, user_factory, settings):
@@ -156,7 +156,7 @@ def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactio
     import psycopg
 
     from apps.notifications.models import Notification
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery import deliver
     from polystack import db
     from tests.helpers import MailInbox, free_port
 
@@ -180,7 +180,15 @@ def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactio
                                       event_type="TodoAssigned", category="assignment", channel="email",
                                       todo_id=uuid.uuid4(), subject="s", body="b")
     outcome = []
-    sender = threading.Thread(target=lambda: outcome.append(deliver.apply(args=[row.id]).get()))
+    def send():
+        from django.db import connection
+
+        try:
+            outcome.append(deliver(row.id))
+        finally:
+            connection.close()  # this thread's own: the test database is dropped at the end
+
+    sender = threading.Thread(target=send)
     try:
         sender.start()
         assert inbox.entered.wait(30)
@@ -195,6 +203,6 @@ def test_delivery_holds_no_row_lock_or_transaction_while_smtp_is_slow(transactio
         inbox.release.set()
         sender.join(30)
         inbox.stop()
-    assert outcome == ["sent"]
+    assert outcome == [True]
     row.refresh_from_db()
     assert (row.status, row.attempts, len(inbox.messages)) == ("sent", 1, 1)

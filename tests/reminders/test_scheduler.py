@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.reminders import events as reminder_events
+from apps.todos import reminder_events
 from apps.reminders import services
 from apps.reminders.models import Reminder
 from apps.reminders.scheduler import Scheduler

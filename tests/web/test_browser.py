@@ -1,5 +1,5 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright), on the
-real web role, relay, consumers, Celery worker, SMTP server, Kafka, PostgreSQL and Redis."""
+real web role, relay, consumers, SMTP server, Kafka, PostgreSQL and Redis."""
 import re
 
 import pytest
@@ -11,12 +11,11 @@ from tests.web.conftest import sign_in
 
 
 @pytest.fixture
-def system(roles, web, worker):
+def system(roles, web, notifier):
     roles("runrelay")
     roles("runconsumer", "projections", "--group-id", unique("projection"))
     roles("runconsumer", "realtime", "--group-id", unique("realtime"))
-    roles("runconsumer", "notifications", "--group-id", unique("notifications"))
-    worker()
+    notifier()
     return web
 
 

@@ -2,9 +2,11 @@
 ReminderSent (delivered on one channel), ReminderSnoozed (remind me again at ...).
 
 Read through one door, as todo events are (apps.todos.events): `read()` checks the envelope
-(schemas/envelope.json) and the data against schemas/<eventType>.v<schemaVersion>.json, with
+(schemas/reminders/envelope.json) and the data against schemas/reminders/<eventType>.v<N>.json, with
 the same checker and the same errors. Anyone who can write to the topic can send anything, so
 every consumer of the topic reads with it. Keyed by the owner's userId, like todo events.
+Here, beside the todo events, because the scheduler (apps.reminders) writes them and the
+notifications read them: features do not import each other.
 """
 import uuid
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from typing import Any
 from apps.todos import events
 from apps.todos.events import InvalidEventError
 
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas" / "reminders"
 
 REMINDER_DUE = "ReminderDue"
 REMINDER_SENT = "ReminderSent"
