@@ -59,6 +59,7 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    snoozed_at = models.DateTimeField(null=True, blank=True)  # a reminder email's snooze link was used
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -2,10 +2,11 @@
 facts, apply the rules and the recipients' preferences, render the templates. Sending them is
 apps.notifications.delivery's job."""
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -15,6 +16,7 @@ from apps.notifications.delivery import UNSENT
 from apps.notifications.models import EMAIL, REMINDER, Notification, NotificationPreference, TodoFacts
 from apps.todos import reminder_events
 from apps.todos import audience, events
+from apps.todos import services as todos
 from apps.todos.services import outbox_append
 from polystack.streaming.topics import REMINDER_EVENTS
 
@@ -104,7 +106,8 @@ def remind(envelope: dict) -> list[int]:
         return []
     return _create(envelope=envelope, recipient=recipient, category=REMINDER, template=rules.TEMPLATES[REMINDER],
                    context={"title": facts.title, "due_date": datetime.fromisoformat(data["dueDate"]),
-                            "late": data["late"], "url": _todo_url(data["todoId"])})
+                            "late": data["late"], "url": _todo_url(data["todoId"]),
+                            "snooze_url": snooze_link(event_id=envelope["eventId"], recipient_id=owner_id)})
 
 
 def reminder_sent(envelope: dict, notification: Notification) -> None:
@@ -118,6 +121,62 @@ def reminder_sent(envelope: dict, notification: Notification) -> None:
         correlation_id=envelope["correlationId"], causation_id=envelope["eventId"], occurred_at=timezone.now())
     with connection.cursor() as cursor:
         outbox_append(cursor, [sent], topic=REMINDER_EVENTS)
+
+
+# The email's snooze action: a link that names the reminder and its recipient, signed with the
+# site's SECRET_KEY (so nobody can make one), that expires, and that works once (the email's row
+# records its use). Opening it shows a button; only the POST snoozes (mail scanners open links).
+SNOOZE_LINK_SALT = "apps.notifications.snooze-link"
+SNOOZE_LINK_MAX_AGE = timedelta(days=2)
+SNOOZE_LINK_DELAY = timedelta(hours=1)
+
+
+class SnoozeLinkError(Exception):
+    """A snooze link that cannot snooze: `reason` says why, for the page that answers it."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason  # "invalid", "expired", "used", "refused"
+
+
+def snooze_link(*, event_id: str, recipient_id: int) -> str:
+    token = signing.dumps({"event": str(event_id), "user": recipient_id}, salt=SNOOZE_LINK_SALT)
+    return f"{settings.PUBLIC_BASE_URL}/reminders/snooze/{token}/"
+
+
+def snooze_link_read(*, token: str) -> Notification:
+    """The reminder email a link belongs to, or SnoozeLinkError."""
+    try:
+        data = signing.loads(token, salt=SNOOZE_LINK_SALT, max_age=SNOOZE_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        raise SnoozeLinkError("expired", "This link has expired: snooze from the todo's page instead.") from None
+    except signing.BadSignature:
+        raise SnoozeLinkError("invalid", "This is not a snooze link of ours.") from None
+    email = Notification.objects.select_related("recipient").filter(
+        event_id=data["event"], recipient_id=data["user"], channel=EMAIL, category=REMINDER).first()
+    if email is None or not email.recipient.is_active:
+        raise SnoozeLinkError("invalid", "This reminder no longer exists.")
+    if email.snoozed_at is not None:
+        raise SnoozeLinkError("used", "This link was used already: it snoozes once.")
+    return email
+
+
+def snooze_link_use(*, token: str, correlation_id: str) -> todos.SnoozeResult:
+    """Snooze the reminder of a link's email by SNOOZE_LINK_DELAY, once: the use is recorded in
+    the transaction that writes ReminderSnoozed, under the email row's lock."""
+    with transaction.atomic():
+        email = snooze_link_read(token=token)
+        email = Notification.objects.select_for_update().select_related("recipient").get(pk=email.pk)
+        if email.snoozed_at is not None:  # a second press that waited for our lock
+            raise SnoozeLinkError("used", "This link was used already: it snoozes once.")
+        try:
+            result = todos.todo_snooze(actor=email.recipient, todo_id=email.todo_id,
+                                       until=timezone.now() + SNOOZE_LINK_DELAY, correlation_id=correlation_id)
+        except todos.TodoError as exc:
+            raise SnoozeLinkError("refused", str(exc)) from None
+        email.snoozed_at = timezone.now()
+        email.save(update_fields=["snoozed_at"])
+        return result
 
 
 def notification_mark_read(*, user_id: int, notification_id: int) -> Notification | None:

@@ -15,15 +15,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.todos import audience, events
+from apps.todos import audience, events, reminder_events
 from apps.todos.models import OutboxEvent, Team, TeamInvitation, TodoState
-from polystack.streaming.topics import TODO_EVENTS, resolve
+from polystack.streaming.topics import REMINDER_EVENTS, TODO_EVENTS, resolve
 
 OUTBOX_CHANNEL = "todos_outbox"  # NOTIFYed by the outbox table's trigger (migration 0003)
 
 # When a todo with a due date reminds its people, unless the command names the times.
 DEFAULT_REMINDERS_BEFORE: tuple[timedelta, ...] = (timedelta(days=1), timedelta(hours=1))
 MAX_REMINDERS = 10  # as the TodoScheduled schema allows
+MAX_SNOOZE = timedelta(days=7)  # how far ahead a snooze may put a reminder
 
 
 class TodoError(Exception):
@@ -355,6 +356,39 @@ def todo_schedule(
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
                     correlation_id=correlation_id, decide=decide)
+
+
+@dataclass
+class SnoozeResult:
+    todo_id: uuid.UUID
+    snooze_until: datetime
+    event: dict
+
+
+def todo_snooze(*, actor: AbstractBaseUser, todo_id: uuid.UUID, until: datetime, correlation_id: str) -> SnoozeResult:
+    """Remind the owner again at `until`: ReminderSnoozed on reminder-events, which the due table
+    (apps.reminders) arms as a reminder of its own. The todo does not change (no new version),
+    but its lock is taken: a snooze and a reschedule are decided one after the other, and the
+    snooze names the schedule it belongs to (a later schedule replaces it)."""
+    with transaction.atomic():
+        state, _ = _load_for_command(actor=actor, todo_id=todo_id, expected_version=None)
+        now = timezone.now()
+        if state.completed:
+            raise TodoConflictError("the todo is completed: it has nothing left to be reminded of")
+        if state.due_date is None:
+            raise TodoConflictError("the todo has no due date: schedule it first")
+        if until <= now:
+            raise TodoInvalidError("until", "a moment that has passed")
+        if until > now + MAX_SNOOZE:
+            raise TodoInvalidError("until", f"at most {MAX_SNOOZE.days} days ahead")
+        event = reminder_events.new_envelope(
+            event_type=reminder_events.REMINDER_SNOOZED, todo_id=state.id, user_id=state.owner_id,
+            data={"dueDate": events.iso(state.due_date), "snoozeUntil": events.iso(until),
+                  "scheduledVersion": state.schedule_version, "snoozedAt": events.iso(now)},
+            correlation_id=correlation_id, occurred_at=now)
+        with connection.cursor() as cursor:  # after the row lock: the outbox's order rule holds
+            outbox_append(cursor, [event], topic=REMINDER_EVENTS)
+        return SnoozeResult(state.id, until, event)
 
 
 # --- teams ---------------------------------------------------------------------------------

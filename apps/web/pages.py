@@ -6,19 +6,24 @@ the page's socket asks for exactly what happened after the page was read; from t
 page follows live frames, fills version gaps through the socket, and sends commands to the
 REST API with the session (and its CSRF token).
 """
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods
 
 from apps.notifications import selectors as notification_selectors
+from apps.notifications import services as notification_services
 from apps.notifications.api.serializers import notification_json
 from apps.notifications.models import IN_APP
 from apps.projections import selectors
 from apps.projections.api.serializers import TodoSerializer
 from apps.todos.api.teams import InvitationSerializer, TeamSerializer
 from apps.todos.models import Team, TeamInvitation
+from polystack.api import correlation_id
 
 MAX_TODOS_ON_PAGE = 1000
 
@@ -65,3 +70,23 @@ def analytics(request: HttpRequest) -> HttpResponse:
     if user.is_staff:
         scopes.append({"value": "all", "label": "Everyone"})
     return render(request, "web/analytics.html", {"bootstrap": {"scopes": scopes}})
+
+
+# How a snooze link that cannot snooze answers (services.SnoozeLinkError.reason).
+SNOOZE_LINK_STATUS = {"invalid": 404, "expired": 410, "used": 410, "refused": 409}
+
+
+@require_http_methods(["GET", "POST"])
+def snooze_link(request: HttpRequest, token: str) -> HttpResponse:
+    """A reminder email's snooze link. The signed link is the authority (no sign-in: it is opened
+    from a mailbox); GET only shows a button, because mail scanners open links; POST snoozes,
+    once."""
+    try:
+        if request.method == "POST":
+            result = notification_services.snooze_link_use(token=token, correlation_id=correlation_id(request))
+            return render(request, "web/snooze.html", {"snoozed_until": result.snooze_until})
+        email = notification_services.snooze_link_read(token=token)
+    except notification_services.SnoozeLinkError as exc:
+        return render(request, "web/snooze.html", {"error": str(exc)}, status=SNOOZE_LINK_STATUS[exc.reason])
+    return render(request, "web/snooze.html", {"email": email,
+                                               "delay_minutes": notification_services.SNOOZE_LINK_DELAY // timedelta(minutes=1)})

@@ -118,3 +118,18 @@ def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_with_its_head
     assert (event["eventType"], event["data"]["todoId"]) == (reminder_events.REMINDER_DUE, todo)
     assert Notification.objects.get(todo_id=todo, channel="email").status == "pending"
     assert smtp.messages == [] and smtp.refused == 4
+
+
+def test_a_snoozed_reminder_fires_again_once_at_its_new_time(alice, smtp):
+    todo = scheduled(alice, "Stretch", 1)
+    wait_until(lambda: len(smtp.messages) == 1, what="the reminder email")
+    body = smtp.messages[0][1].get_body(("plain",)).get_content()
+    assert "/reminders/snooze/" in body, "the email carries its snooze link"
+    until = ahead(3)
+    answer = alice.post(f"/api/todos/{todo}/reminders/snooze/", {"until": iso(until)}, format="json")
+    assert answer.status_code == 202, answer.content
+    wait_until(lambda: len(smtp.messages) == 2, what="the snoozed reminder's email")
+    assert smtp.received_at[1] - until.timestamp() < 1.0, "on time"
+    snoozed = Reminder.objects.get(todo_id=todo, remind_at=until)
+    assert snoozed.state == Reminder.FIRED and snoozed.reminder_type.startswith("PT")
+    assert len([e for e in published(reminder_events.REMINDER_DUE) if e["data"]["todoId"] == todo]) == 2

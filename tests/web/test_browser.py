@@ -1,6 +1,7 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright), on the
 real web role, relay, consumers, SMTP server, Kafka, PostgreSQL and Redis."""
 import re
+import uuid
 
 import pytest
 from playwright.sync_api import expect
@@ -138,3 +139,28 @@ def test_a_team_is_joined_by_accepting_an_invitation_on_the_page_and_left_there(
     c.get_by_role("button", name="Leave Platform").click()
     expect(c.locator("li.todo", has_text="Team plans")).to_have_count(0, timeout=10_000)
     expect(c.locator("#team-list")).not_to_contain_text("Platform")
+
+
+@pytest.fixture
+def alice_was_reminded(user_factory):
+    """Alice's todo with a due date, and the in-app reminder she got of it (made before the browser starts)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.notifications.models import IN_APP, REMINDER, Notification
+    from apps.todos.services import todo_create
+
+    alice = user_factory(username="alice")
+    todo = todo_create(actor=alice, title="Book the flights", due_date=timezone.now() + timedelta(days=2),
+                       correlation_id="c")
+    Notification.objects.create(recipient=alice, event_id=uuid.uuid4(), event_type="ReminderDue", category=REMINDER,
+                                channel=IN_APP, todo_id=todo.todo_id, subject="Reminder: “Book the flights” is due",
+                                body="b", status="sent")
+
+
+def test_an_in_app_reminder_is_snoozed_from_the_feed(web, alice_was_reminded, browser):
+    a = sign_in(browser, web, "alice")
+    expect(a.locator("#feed-list")).to_contain_text("Book the flights")
+    a.get_by_role("button", name="Snooze “Reminder: “Book the flights” is due” for an hour").click()
+    expect(a.locator("#message")).to_contain_text("You will be reminded again at")

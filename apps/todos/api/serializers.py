@@ -80,6 +80,23 @@ class TodoScheduleSerializer(CommandSerializer, ScheduleFields):
     dueDate = MomentField(allow_null=True)
 
 
+class TodoSnoozeSerializer(StrictSerializer):
+    """When to be reminded again: `until` a moment, or in `minutes` (one of them)."""
+
+    until = MomentField(required=False)
+    minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, required=False)
+
+    def validate(self, attrs):
+        if ("until" in attrs) == ("minutes" in attrs):
+            raise serializers.ValidationError({"until": ["Give `until` or `minutes`, one of them."]})
+        return attrs
+
+
+class SnoozedSerializer(serializers.Serializer):
+    todoId = serializers.UUIDField()
+    snoozeUntil = serializers.DateTimeField()
+
+
 class EventPageSerializer(StrictSerializer):
     afterVersion = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=1000, required=False, default=500)

@@ -6,9 +6,11 @@ writes, bounded by READ_YOUR_WRITES_TIMEOUT_S), or 202 with the todo's id and UR
 bound passes: the command itself is committed either way.
 """
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -57,12 +59,7 @@ class TodoViewSet(viewsets.ViewSet):
         try:
             result = command(actor=request.user, correlation_id=cid, **arguments)
         except services.TodoError as exc:
-            body = {"detail": str(exc)}
-            if isinstance(exc, services.TodoInvalidError):
-                body = {exc.field: [str(exc)]}  # shaped like a field error of the serializer
-            if isinstance(exc, services.VersionConflictError):
-                body["currentVersion"] = exc.current
-            return Response(body, status=error_status(exc), headers={"X-Correlation-ID": cid})
+            return self._error(exc, cid)
         headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
         todo = selectors.todo_wait_for_version(
             todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S,
@@ -75,6 +72,15 @@ class TodoViewSet(viewsets.ViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
         return Response(TodoSerializer(todo).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
                         headers=headers)
+
+    @staticmethod
+    def _error(exc: services.TodoError, cid: str) -> Response:
+        body = {"detail": str(exc)}
+        if isinstance(exc, services.TodoInvalidError):
+            body = {exc.field: [str(exc)]}  # shaped like a field error of the serializer
+        if isinstance(exc, services.VersionConflictError):
+            body["currentVersion"] = exc.current
+        return Response(body, status=error_status(exc), headers={"X-Correlation-ID": cid})
 
     @staticmethod
     def _valid(serializer_class, request: Request) -> dict:
@@ -160,6 +166,21 @@ class TodoViewSet(viewsets.ViewSet):
         data = self._valid(s.TodoScheduleSerializer, request)
         return self._run(request, services.todo_schedule, todo_id=uuid.UUID(pk), due_date=data["dueDate"],
                          reminder_times=data["reminderTimes"], expected_version=data.get("expectedVersion"))
+
+    @extend_schema(request=s.TodoSnoozeSerializer, responses={202: s.SnoozedSerializer})
+    @action(detail=True, methods=["post"], url_path="reminders/snooze")
+    def snooze(self, request: Request, pk: str) -> Response:
+        """Remind me again `until` a moment or in `minutes` (up to 7 days): the owner only, of a
+        todo with a due date that is not completed. 202: the scheduler arms it shortly."""
+        data = self._valid(s.TodoSnoozeSerializer, request)
+        until = data.get("until") or timezone.now() + timedelta(minutes=data["minutes"])
+        cid = correlation_id(request)
+        try:
+            result = services.todo_snooze(actor=request.user, todo_id=uuid.UUID(pk), until=until, correlation_id=cid)
+        except services.TodoError as exc:
+            return self._error(exc, cid)
+        body = s.SnoozedSerializer({"todoId": result.todo_id, "snoozeUntil": result.snooze_until}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"X-Correlation-ID": cid})
 
     @extend_schema(parameters=[OpenApiParameter("afterVersion", int), OpenApiParameter("limit", int)],
                    responses={200: dict})

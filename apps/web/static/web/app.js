@@ -366,6 +366,14 @@ function renderFeed() {
       }));
       item.append(mark);
     }
+    if (n.category === "reminder") {  // the in-app reminder's snooze action
+      const snooze = el("button", { type: "button", className: "ghost small", textContent: "Snooze 1 h", ariaLabel: `Snooze “${n.subject}” for an hour` });
+      snooze.addEventListener("click", () => run(async () => {
+        const done = await api("POST", `/api/todos/${n.todoId}/reminders/snooze/`, { minutes: 60 });
+        say(`You will be reminded again at ${when(done.snoozeUntil)}.`, "info");
+      }));
+      item.append(snooze);
+    }
     return item;
   }));
 }
