@@ -141,6 +141,11 @@ EMAIL_HOST_PASSWORD = env.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env.get_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "PolyStack <noreply@polystack.localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Who is told when dead letters arrive (Django's mail_admins): ADMIN_EMAILS=a@example.org,b@example.org.
+ADMINS = [("", address) for address in env.get_list("ADMIN_EMAILS", "")]
+# At most one such email per DLQ topic per this many seconds.
+DLQ_ALERT_INTERVAL_S = env.get_int("DLQ_ALERT_INTERVAL_S", 900)
 # Links in emails point here.
 PUBLIC_BASE_URL = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 

@@ -89,6 +89,15 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
     ]
 
 
+def end_offset(topic: str, partition: int, timeout: float = 10.0) -> int:
+    """The offset the next record of topic[partition] will get (its high watermark)."""
+    consumer = Consumer(quiet_config(**{"group.id": "polystack-watermarks", "enable.auto.commit": False}))
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
+    finally:
+        consumer.close()
+
+
 def read_to_end(topic: str, *, group_id: str, timeout: float | None = None,
                 progress: Callable[[int], None] | None = None) -> Iterator[Message]:
     """Every message `topic` holds now: each partition from its beginning to the end it had

@@ -13,6 +13,7 @@ from apps.reminders.models import Reminder
 from apps.todos import reminder_events
 from apps.todos.events import iso
 from apps.todos.models import OutboxEvent
+from polystack.ops.models import DeadLetter
 from polystack.streaming.topics import REMINDER_EVENTS, REMINDER_EVENTS_DLQ, resolve, retry_topic
 from tests.helpers import api_client, consume_to_end, unique, wait_until
 
@@ -106,7 +107,8 @@ def test_a_refusing_mail_server_walks_the_retry_topics_and_the_reminder_goes_out
     assert published(reminder_events.REMINDER_DUE, REMINDER_EVENTS_DLQ) == []
 
 
-def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_with_its_headers(alice, smtp):
+def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_and_a_redrive_delivers_it_once(
+        alice, smtp, roles, admin_client):
     smtp.refusing = True
     todo = scheduled(alice, "Renew the passport", 1)
     [letter] = wait_until(lambda: consume_to_end(resolve(REMINDER_EVENTS_DLQ)), timeout=30, what="the dead letter")
@@ -118,6 +120,20 @@ def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_with_its_head
     assert (event["eventType"], event["data"]["todoId"]) == (reminder_events.REMINDER_DUE, todo)
     assert Notification.objects.get(todo_id=todo, channel="email").status == "pending"
     assert smtp.messages == [] and smtp.refused == 4
+
+    # Triage: indexed, then redriven from the admin (twice: published once) once the server accepts.
+    roles("runconsumer", "dlq-index", "--group-id", unique("dlq"))
+    parked = wait_until(lambda: DeadLetter.objects.filter(original_topic=resolve(REMINDER_EVENTS)).first(),
+                        what="the letter indexed")
+    smtp.refusing = False
+    for _ in range(2):
+        admin_client.post("/admin/ops/deadletter/", {"action": "redrive_to_original", "_selected_action": [parked.id]})
+    wait_until(lambda: len(smtp.messages) == 1, what="the redriven reminder's email")
+    wait_until(lambda: Notification.objects.get(todo_id=todo, channel="email").status == "sent", what="marked sent")
+    sent = [e["data"]["channel"] for e in published(reminder_events.REMINDER_SENT) if e["data"]["todoId"] == todo]
+    assert sorted(sent) == ["email", "in_app"], "each channel's ReminderSent once: in-app before, email now"
+    assert len(smtp.messages) == 1
+    assert DeadLetter.objects.get(pk=parked.pk).state == DeadLetter.REDRIVEN
 
 
 def test_a_snoozed_reminder_fires_again_once_at_its_new_time(alice, smtp):

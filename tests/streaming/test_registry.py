@@ -43,8 +43,10 @@ def test_the_apps_register_their_consumers():
 def test_every_app_consumer_is_wired_to_declared_topics(name):
     definition = APP_CONSUMERS[name]
     assert all(topic in BY_NAME for topic in definition.topics), "subscribes to declared topics only"
-    assert definition.dlq_topics and all(dlq in BY_NAME for dlq in definition.dlq_topics), "declared DLQ topics"
-    assert all(definition.dlq_for(topic) for topic in definition.topics), "a DLQ for every topic it reads"
+    assert all(topic in BY_NAME for topic in definition.retry_topics), "declared retry topics"
+    if name != "dlq-index":  # it reads the DLQs and stores whatever it reads: no DLQ of DLQs
+        assert definition.dlq_topics and all(dlq in BY_NAME for dlq in definition.dlq_topics), "declared DLQ topics"
+        assert all(definition.dlq_for(topic) for topic in definition.topics), "a DLQ for every topic it reads"
     handler = definition.handler_factory()
     method = {"batch": "handle_batch", "message": "handle", "transactional": "process"}[definition.handler_kind]
     assert callable(getattr(handler, method, None)), f"a {definition.handler_kind} handler has {method}()"
