@@ -16,6 +16,7 @@ BENCHMARKS = {
     "commands": "bench.commands",
     "fanout": "bench.fanout",
     "analytics": "bench.analytics",
+    "reminders": "bench.reminders",
     # Last: rebuilding 1,000,000 rows leaves PostgreSQL minutes of checkpoint and vacuum work
     # that would land on whatever ran next.
     "replay": "bench.replay_million",
