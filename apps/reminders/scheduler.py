@@ -29,7 +29,7 @@ from django.db import close_old_connections, connection, transaction
 
 from apps.reminders.models import Reminder
 from apps.reminders.services import ARMED_CHANNEL
-from apps.todos import events, reminder_events
+from apps.todos import reminder_events
 from apps.todos.models import TodoState
 from apps.todos.services import outbox_append
 from polystack import db, outages
@@ -38,6 +38,10 @@ from polystack.streaming.topics import REMINDER_EVENTS
 logger = logging.getLogger("apps.reminders.scheduler")
 
 REMINDERS = Reminder._meta.db_table
+
+# A moment as events write it (apps.todos.events.iso), formatted by PostgreSQL: loading each
+# timestamp into Python to format it again was a fifth of a claim's time.
+_ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 # The claim. The CTE is MATERIALIZED so that the planner cannot fold it into the UPDATE and lock
 # more rows than the LIMIT (a documented hazard of FOR UPDATE in a subquery); SKIP LOCKED lets
@@ -60,8 +64,8 @@ UPDATE {REMINDERS} AS r
        late = clock_timestamp() - r.remind_at > %(late_after)s
   FROM due
  WHERE r.id = due.id
-RETURNING r.state, r.todo_id, r.owner_id, r.reminder_type, r.due_date, r.remind_at, r.late, r.correlation_id,
-          r.fired_at
+RETURNING r.state, r.todo_id, r.owner_id, r.reminder_type, {_ISO.format("r.due_date")}, {_ISO.format("r.remind_at")},
+          r.late, r.correlation_id, {_ISO.format("r.fired_at")}
 """
 
 _NEXT = f"SELECT extract(epoch FROM min(remind_at) - clock_timestamp()) FROM {REMINDERS} WHERE state = 'pending'"
@@ -154,7 +158,6 @@ def _reminder_due(row: tuple) -> dict:
     _, todo_id, owner_id, kind, due_date, remind_at, late, correlation_id, fired_at = row
     return reminder_events.new_envelope(
         event_type=reminder_events.REMINDER_DUE, todo_id=todo_id, user_id=owner_id,
-        data={"reminderType": kind, "dueDate": events.iso(due_date), "remindAt": events.iso(remind_at),
-              "late": late},
+        data={"reminderType": kind, "dueDate": due_date, "remindAt": remind_at, "late": late},
         correlation_id=correlation_id or f"reminder-{uuid.uuid4()}", occurred_at=fired_at,
     )

@@ -50,13 +50,14 @@ def read(payload: Any) -> dict:
 
 
 def new_envelope(*, event_type: str, todo_id: uuid.UUID | str, user_id: int | str, data: dict,
-                 correlation_id: str, occurred_at: datetime, causation_id: str | None = None) -> dict:
-    """A current-version envelope, validated: an invalid event never reaches the outbox."""
+                 correlation_id: str, occurred_at: datetime | str, causation_id: str | None = None) -> dict:
+    """A current-version envelope, validated: an invalid event never reaches the outbox.
+    `occurred_at` may come formatted already (as events.iso does it)."""
     envelope = {
         "eventId": str(uuid.uuid4()),
         "eventType": event_type,
         "schemaVersion": CURRENT_VERSIONS[event_type],
-        "occurredAt": events.iso(occurred_at),
+        "occurredAt": occurred_at if isinstance(occurred_at, str) else events.iso(occurred_at),
         "aggregateId": str(todo_id),
         "userId": str(user_id),
         "correlationId": correlation_id,
