@@ -179,6 +179,8 @@ def test_the_shell_command_does_the_same(event_topics):
         return out.getvalue()
 
     assert f"{resolve(REMINDER_EVENTS_DLQ)}" in run("stats") and "2 parked" in run("stats")
+    [row] = [r for r in json.loads(run("stats", "--json")) if r["topic"] == resolve(REMINDER_EVENTS_DLQ)]
+    assert row["parked"] == 2 and row["oldestAgeSeconds"] >= 0
     assert str(letter.id) in run("list", "--topic", resolve(REMINDER_EVENTS_DLQ), "--state", "parked")
     assert '"todoId"' in run("show", str(letter.id))
     assert "1 letter(s) redriven" in run("redrive", str(letter.id))

@@ -149,3 +149,22 @@ def test_a_snoozed_reminder_fires_again_once_at_its_new_time(alice, smtp):
     snoozed = Reminder.objects.get(todo_id=todo, remind_at=until)
     assert snoozed.state == Reminder.FIRED and snoozed.reminder_type.startswith("PT")
     assert len([e for e in published(reminder_events.REMINDER_DUE) if e["data"]["todoId"] == todo]) == 2
+
+
+@pytest.mark.django_db
+def test_a_forged_reminder_due_tells_nobody_anything(user_factory):
+    """Anyone who can write to reminder-events can send a ReminderDue: naming someone else's
+    todo, or a todo nobody knows, it makes no notification (the title stays with its owner)."""
+    from apps.notifications import services as notifications
+    from apps.notifications.models import TodoFacts
+
+    alice, mallory = user_factory(username="alice"), user_factory(username="mallory", email="m@example.test")
+    todo_id = "0b7c6a52-2d8e-4f7e-9b1a-3f5e8e9c1d2a"
+    TodoFacts.objects.create(todo_id=todo_id, owner_id=alice.pk, title="Alice's secret", version=1)
+    for user_id, todo in ((mallory.pk, todo_id), (mallory.pk, "9b7c6a52-2d8e-4f7e-9b1a-3f5e8e9c1d2a")):
+        forged = reminder_events.new_envelope(
+            event_type=reminder_events.REMINDER_DUE, todo_id=todo, user_id=user_id, correlation_id="c",
+            occurred_at=ahead(0), data={"reminderType": "PT1H", "dueDate": iso(ahead(3600)),
+                                        "remindAt": iso(ahead(0)), "late": False})
+        assert notifications.remind(forged) == []
+    assert not Notification.objects.exists()

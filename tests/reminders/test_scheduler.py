@@ -3,12 +3,14 @@ in the outbox in the same transaction, only while the schedule that armed it sti
 `runscheduler` fires on time, with the relay publishing to reminder-events."""
 import json
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from apps.todos import reminder_events
+from apps.notifications.models import TodoFacts
 from apps.reminders import services
 from apps.reminders.models import Reminder
 from apps.reminders.scheduler import Scheduler
@@ -16,7 +18,7 @@ from apps.todos import services as todos
 from apps.todos.events import iso
 from apps.todos.models import OutboxEvent, TodoState
 from polystack.streaming.topics import REMINDER_EVENTS, resolve
-from tests.helpers import consume_to_end, unique, wait_until
+from tests.helpers import caught_up, consume_to_end, unique, wait_until
 
 
 def scheduled_todo(owner, *, due_in=timedelta(days=1), reminders_in=(timedelta(hours=1), timedelta(hours=2))):
@@ -161,19 +163,26 @@ def test_runscheduler_fires_on_time_and_the_relay_publishes(roles, user_factory,
     assert fired.fired_at - fired.remind_at < timedelta(seconds=1), "fired within a second of its time"
 
 
-def test_a_thousand_reminders_fire_once_each_under_two_schedulers_killed_again_and_again(roles, user_factory):
+def test_a_thousand_reminders_fire_once_each_under_two_schedulers_killed_again_and_again(roles, notifier, smtp,
+                                                                                         user_factory):
     """Two schedulers claim small batches while one or the other is SIGKILLed and restarted: a
-    claim either commits (rows fired, events in the outbox) or leaves its rows pending."""
-    owners = [user_factory(username=f"user{i}") for i in range(10)]
+    claim either commits (rows fired, events in the outbox) or leaves its rows pending. The
+    notification role (never killed here, so no email can fall between an SMTP answer and its
+    record) sends one email per reminder."""
+    owners = [user_factory(username=f"user{i}", email=f"user{i}@example.test") for i in range(10)]
     now = timezone.now()
     states = [TodoState(owner=owners[i % 10], version=2, title=f"todo {i}", created_at=now, due_date=now,
                         schedule_version=2) for i in range(1000)]
     TodoState.objects.bulk_create(states)
+    TodoFacts.objects.bulk_create(TodoFacts(todo_id=state.id, owner_id=state.owner_id, title=f"todo {i}", version=2)
+                                  for i, state in enumerate(states))  # what the notification role knows of them
     start = now + timedelta(seconds=4)  # the schedulers are up by then; the firing spreads over 4 s
     Reminder.objects.bulk_create(
         Reminder(todo_id=state.id, owner_id=state.owner_id, reminder_type="PT1H", due_date=state.due_date,
                  remind_at=start + timedelta(milliseconds=4 * i), scheduled_by=2) for i, state in enumerate(states))
     roles("runrelay")
+    notifications = unique("notifications")
+    notifier(notifications)
     schedulers = [roles("runscheduler", "--batch-size", "20") for _ in range(2)]
     kills = 0
     fired = Reminder.objects.filter(state=Reminder.FIRED).count
@@ -190,7 +199,23 @@ def test_a_thousand_reminders_fire_once_each_under_two_schedulers_killed_again_a
         kills += 1
     assert kills >= 3, "the kills fell while reminders were firing"
     wait_until(lambda: not OutboxEvent.objects.exists(), what="the relay to publish everything")
+    published = [reminder_events.read(json.loads(m.value())) for m in consume_to_end(resolve(REMINDER_EVENTS))]
     keys = [(event["data"]["todoId"], event["data"]["reminderType"], event["data"]["dueDate"])
-            for event in (reminder_events.read(json.loads(m.value())) for m in consume_to_end(resolve(REMINDER_EVENTS)))]
+            for event in published if event["eventType"] == reminder_events.REMINDER_DUE]
     assert len(keys) == 1000 and len(set(keys)) == 1000, "exactly one ReminderDue per reminder"
     assert Reminder.objects.filter(state=Reminder.FIRED).count() == 1000
+    wait_until(lambda: len(smtp.messages) >= 1000, timeout=120, what="a thousand reminder emails")
+    wait_until(lambda: caught_up(notifications, resolve(REMINDER_EVENTS)), what="every ReminderDue handled")
+    titles = Counter(email["Subject"].split("“")[1].split("”")[0] for _, email in smtp.messages)
+    assert len(titles) == 1000 and set(titles.values()) == {1}, "one email per reminder"
+
+
+def test_reminders_due_while_no_scheduler_ran_fire_when_one_starts_marked_late(roles, user_factory):
+    todo_id = scheduled_todo(user_factory(username="alice"), reminders_in=(timedelta(seconds=1),))
+    reminder = Reminder.objects.get(todo_id=todo_id)
+    wait_until(lambda: timezone.now() > reminder.remind_at + timedelta(seconds=1), what="its time to pass unseen")
+    roles("runscheduler", env={"REMINDER_LATE_AFTER_S": "0.5"})
+    wait_until(lambda: Reminder.objects.get(pk=reminder.pk).state == Reminder.FIRED, what="it to fire on start")
+    assert Reminder.objects.get(pk=reminder.pk).late
+    [event] = reminder_events_in_outbox()
+    assert event["data"]["late"] is True

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = (
         "List, show, redrive or discard dead letters (indexed by `runconsumer dlq-index`). Every "
         "redrive and discard is recorded with who did it.\n\n"
-        "  python manage.py dlq stats\n"
+        "  python manage.py dlq stats [--json]\n"
         "  python manage.py dlq list --topic reminder-events-dlq --state parked\n"
         "  python manage.py dlq show 42\n"
         "  python manage.py dlq redrive 42 43            # back to each letter's original topic\n"
@@ -24,7 +24,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="command", required=True)
-        commands.add_parser("stats", help="Letters parked per DLQ, and the oldest one's age.")
+        stats = commands.add_parser("stats", help="Letters parked per DLQ, and the oldest one's age.")
+        stats.add_argument("--json", action="store_true", help="As JSON, for monitoring.")
         listing = commands.add_parser("list", help="Letters, newest first.")
         listing.add_argument("--topic", help="A DLQ topic (its name on the cluster).")
         listing.add_argument("--state", choices=[state for state, _ in DeadLetter.STATES])
@@ -42,7 +43,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, command: str, **options):
         actor = f"shell:{getpass.getuser()}"
-        if command == "stats":
+        if command == "stats" and options["json"]:
+            rows = [{**row, "oldestAt": row["oldestAt"].isoformat() if row["oldestAt"] else None}
+                    for row in deadletters.stats()]
+            self.stdout.write(json.dumps(rows, indent=2))
+        elif command == "stats":
             for row in deadletters.stats():
                 age = f"  oldest {row['oldestAgeSeconds']:.0f} s" if row["oldestAt"] else ""
                 self.stdout.write(f"{row['topic']:40} {row['parked']:6} parked{age}")
