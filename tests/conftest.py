@@ -90,6 +90,9 @@ def roles(transactional_db, event_topics, settings):
         return process
 
     yield start
+    for process in started:  # all at once: each leaves its group in parallel with the others
+        if process.poll() is None:
+            process.terminate()
     for process in started:
         helpers.stop(process)
 

@@ -6,6 +6,8 @@ offsets are committed after that. A delivery that fails (the SMTP server refuses
 to its retry topic, 2, 10 and 60 s later (each ± 20 %), and after the fourth attempt to its DLQ,
 while the partition goes on with the next events (polystack.streaming.retry).
 """
+from django.core.mail import get_connection
+
 from apps.notifications import delivery, services
 from apps.todos import events, reminder_events
 from polystack.streaming import topics
@@ -27,13 +29,19 @@ class Notify:
     def __init__(self):
         self.reminder_topics = {topics.resolve(topics.REMINDER_EVENTS), *(
             topics.resolve(topics.retry_topic(topics.REMINDER_EVENTS, level)) for level in range(1, topics.RETRIES + 1))}
+        # One SMTP connection for the emails of a batch, opened at its first email, closed by
+        # flush(): a handshake (and TLS) per email cost more than the email.
+        self.mail = get_connection()
 
     def handle(self, message: Message) -> None:
         if message.topic not in self.reminder_topics:
             # services.notify has committed when it returns: the rows outlive a failed send.
-            delivery.deliver_all(services.notify(events.read(message.payload)))
+            delivery.deliver_all(services.notify(events.read(message.payload)), mail=self.mail)
             return
         envelope = reminder_events.read(message.payload)
         if envelope["eventType"] == reminder_events.REMINDER_DUE:
-            delivery.deliver_all(services.remind(envelope),
+            delivery.deliver_all(services.remind(envelope), mail=self.mail,
                                  on_sent=lambda notification: services.reminder_sent(envelope, notification))
+
+    def flush(self) -> None:
+        delivery.close_quietly(self.mail)  # no idle connection held between batches

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -37,12 +38,14 @@ class DeliveryFailedError(Exception):
     the runner retries the event later from its retry topic."""
 
 
-def _send(notification: Notification) -> None:
+def _send(notification: Notification, mail: BaseEmailBackend | None) -> None:
     if notification.channel == EMAIL:
         address = notification.recipient.email
         if not address:
             raise ValueError("the recipient has no email address")
-        message = EmailMultiAlternatives(notification.subject, notification.body, to=[address],
+        if mail is not None:
+            mail.open()  # once: a backend already open stays as it is, and its sends share the connection
+        message = EmailMultiAlternatives(notification.subject, notification.body, to=[address], connection=mail,
                                          headers={"X-PolyStack-Event": str(notification.event_id)})
         if notification.body_html:
             message.attach_alternative(notification.body_html, "text/html")
@@ -62,17 +65,29 @@ def _claim(notification_id: int) -> Notification | None:
     return Notification.objects.select_related("recipient").get(id=notification_id)
 
 
-def deliver(notification_id: int, *, on_sent: Callable[[Notification], None] | None = None) -> bool:
+def close_quietly(mail: BaseEmailBackend) -> None:
+    """Close an email connection that may be broken already (then there is nothing to close)."""
+    try:
+        mail.close()
+    except Exception as exc:  # noqa: BLE001 - a connection we are done with
+        logger.info("closing the SMTP connection: %s: %s", type(exc).__name__, exc)
+
+
+def deliver(notification_id: int, *, on_sent: Callable[[Notification], None] | None = None,
+            mail: BaseEmailBackend | None = None) -> bool:
     """Send one notification unless it was sent already; True when this call sent it.
     `on_sent(notification)` runs in the transaction that marks it sent (e.g. to append an event
-    to the outbox: then the row is sent and the event on its way, or neither). Raises what the
-    send raised, after recording it on the row."""
+    to the outbox: then the row is sent and the event on its way, or neither). `mail`: an email
+    backend to send through, kept open between sends (None: a connection per email). Raises
+    what the send raised, after recording it on the row."""
     notification = _claim(notification_id)
     if notification is None:
         return False
     try:
-        _send(notification)
+        _send(notification, mail)
     except Exception as exc:
+        if mail is not None:
+            close_quietly(mail)  # the next send starts on a fresh connection
         Notification.objects.filter(id=notification.id, status=Notification.Status.SENDING).update(
             status=Notification.Status.PENDING, last_error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
@@ -84,13 +99,14 @@ def deliver(notification_id: int, *, on_sent: Callable[[Notification], None] | N
     return bool(marked)
 
 
-def deliver_all(notification_ids: Iterable[int], *, on_sent: Callable[[Notification], None] | None = None) -> int:
+def deliver_all(notification_ids: Iterable[int], *, on_sent: Callable[[Notification], None] | None = None,
+                mail: BaseEmailBackend | None = None) -> int:
     """Try every one (one refused email does not keep the in-app one from going out); raise
     DeliveryFailedError when any failed. Returns how many were sent."""
     sent, failures = 0, []
     for notification_id in notification_ids:
         try:
-            sent += deliver(notification_id, on_sent=on_sent)
+            sent += deliver(notification_id, on_sent=on_sent, mail=mail)
         except Exception as exc:  # noqa: BLE001 - recorded on the row; the event is retried
             if outages.is_outage(exc):
                 raise  # PostgreSQL or Redis down: the runner waits it out, the retries untouched

@@ -48,21 +48,20 @@ def _render(template: str, context: dict) -> tuple[str, str, str]:
 def _create(*, envelope: dict, recipient, category: str, template: str, context: dict) -> list[int]:
     """The rows of one recipient, one per channel they want, created once per event; the ids of
     those still to send (new, or unsent by an earlier attempt)."""
-    context = {"recipient": recipient, **context}
-    subject, body, body_html = _render(template, context)
-    to_deliver = []
-    for channel in selectors.enabled_channels(user_id=recipient.pk, category=category):
-        if channel == EMAIL and not recipient.email:
-            continue  # nowhere to send it: no row that could only fail
-        notification, _ = Notification.objects.get_or_create(
-            event_id=uuid.UUID(envelope["eventId"]), recipient=recipient, channel=channel,
-            defaults={"event_type": envelope["eventType"], "category": category,
-                      "todo_id": uuid.UUID(envelope["aggregateId"]), "subject": subject, "body": body,
-                      "body_html": body_html},
-        )
-        if notification.status in UNSENT:
-            to_deliver.append(notification.id)
-    return to_deliver
+    channels = [channel for channel in selectors.enabled_channels(user_id=recipient.pk, category=category)
+                if channel != EMAIL or recipient.email]  # no address: no row that could only fail
+    if not channels:
+        return []
+    subject, body, body_html = _render(template, {"recipient": recipient, **context})
+    event_id = uuid.UUID(envelope["eventId"])
+    # One INSERT for every channel; a redelivered event's rows exist already and stay as they are.
+    Notification.objects.bulk_create(
+        [Notification(event_id=event_id, recipient=recipient, channel=channel, event_type=envelope["eventType"],
+                      category=category, todo_id=uuid.UUID(envelope["aggregateId"]), subject=subject, body=body,
+                      body_html=body_html) for channel in channels],
+        ignore_conflicts=True)
+    return list(Notification.objects.filter(event_id=event_id, recipient=recipient, channel__in=channels,
+                                            status__in=UNSENT).order_by("id").values_list("id", flat=True))
 
 
 def _todo_url(todo_id: str) -> str:

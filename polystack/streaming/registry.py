@@ -197,6 +197,13 @@ def register(definition: ConsumerDefinition) -> ConsumerDefinition:
     existing = _registry.get(definition.name)
     if existing is not None and existing != definition:
         raise ValueError(f"a consumer named {definition.name!r} is already registered")
+    # Retry topics are named after their topic alone (<topic>-retry-<n>): a second group
+    # retrying the same topic would read the first one's retries.
+    shared = {other.name for other in _registry.values() if other.name != definition.name and other.retry
+              and definition.retry and set(other.topics) & set(definition.topics)}
+    if shared:
+        raise ValueError(f"consumer {definition.name!r}: {', '.join(sorted(shared))} already has retry topics "
+                         "for one of its topics")
     _registry[definition.name] = definition
     return definition
 

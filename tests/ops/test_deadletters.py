@@ -28,11 +28,15 @@ def dlq_headers(*, topic: str, offset: int = 7, attempts: bytes = b"4") -> list:
 
 def park(value, headers) -> DeadLetter:
     """Produce one letter to reminder-events-dlq and index it as the indexer does."""
+    return park_many([value], headers)[0]
+
+
+def park_many(values: list, headers) -> list[DeadLetter]:
     dlq = resolve(REMINDER_EVENTS_DLQ)
-    produce(dlq, [value], headers=headers)
+    produce(dlq, values, headers=headers)
     raws = consume_to_end(dlq)
     deadletters.letters_index(raws)
-    return DeadLetter.objects.get(topic=dlq, offset=raws[-1].offset())
+    return [DeadLetter.objects.get(topic=dlq, offset=raw.offset()) for raw in raws[-len(values):]]
 
 
 def redriven(topic: str = REMINDER_EVENTS) -> list:
@@ -82,7 +86,7 @@ def test_a_redrive_is_published_once_however_often_it_is_asked_for(event_topics)
 
 @pytest.mark.django_db(transaction=True)
 def test_two_redrives_at_once_publish_once(event_topics):
-    letters = [park({**ORIGINAL, "n": n}, dlq_headers(topic=resolve(REMINDER_EVENTS), offset=n)) for n in range(5)]
+    letters = park_many([{**ORIGINAL, "n": n} for n in range(5)], dlq_headers(topic=resolve(REMINDER_EVENTS)))
     ids = [letter.id for letter in letters]
     barrier = threading.Barrier(2)
 

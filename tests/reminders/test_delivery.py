@@ -52,7 +52,7 @@ def alice(roles, notifier, smtp, user_factory, settings):
     return client
 
 
-def test_reminders_fire_on_time_once_and_cancelled_ones_never(alice, smtp):
+def test_reminders_fire_on_time_once_cancelled_ones_never_and_a_snoozed_one_again(alice, smtp):
     kept = scheduled(alice, "Pay the rent", 3, 5)
     completed = scheduled(alice, "Completed first", 3)
     deleted = scheduled(alice, "Deleted first", 3)
@@ -82,6 +82,18 @@ def test_reminders_fire_on_time_once_and_cancelled_ones_never(alice, smtp):
     fired = {r.remind_at.timestamp() for r in Reminder.objects.filter(todo_id__in=[kept, moved], state="fired")}
     for received in smtp.received_at:
         assert min(received - at for at in fired if at <= received) < 1.0, "an email more than 1 s after its time"
+
+    # Snoozed from its email's link's todo: it fires again, once, at the new time.
+    body = next(email for _, email in smtp.messages if "Moved" in email["Subject"]).get_body(("plain",)).get_content()
+    assert "/reminders/snooze/" in body, "the email carries its snooze link"
+    until = ahead(3)
+    answer = alice.post(f"/api/todos/{moved}/reminders/snooze/", {"until": iso(until)}, format="json")
+    assert answer.status_code == 202, answer.content
+    wait_until(lambda: len(smtp.messages) == 4, what="the snoozed reminder's email")
+    assert smtp.received_at[3] - until.timestamp() < 1.0, "on time"
+    snoozed = Reminder.objects.get(todo_id=moved, remind_at=until)
+    assert snoozed.state == Reminder.FIRED and snoozed.reminder_type.startswith("PT")
+    assert len([e for e in published(reminder_events.REMINDER_DUE) if e["data"]["todoId"] == moved]) == 2
 
 
 def test_a_refusing_mail_server_walks_the_retry_topics_and_the_reminder_goes_out_once_it_accepts(alice, smtp):
@@ -134,21 +146,6 @@ def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_and_a_redrive
     assert sorted(sent) == ["email", "in_app"], "each channel's ReminderSent once: in-app before, email now"
     assert len(smtp.messages) == 1
     assert DeadLetter.objects.get(pk=parked.pk).state == DeadLetter.REDRIVEN
-
-
-def test_a_snoozed_reminder_fires_again_once_at_its_new_time(alice, smtp):
-    todo = scheduled(alice, "Stretch", 1)
-    wait_until(lambda: len(smtp.messages) == 1, what="the reminder email")
-    body = smtp.messages[0][1].get_body(("plain",)).get_content()
-    assert "/reminders/snooze/" in body, "the email carries its snooze link"
-    until = ahead(3)
-    answer = alice.post(f"/api/todos/{todo}/reminders/snooze/", {"until": iso(until)}, format="json")
-    assert answer.status_code == 202, answer.content
-    wait_until(lambda: len(smtp.messages) == 2, what="the snoozed reminder's email")
-    assert smtp.received_at[1] - until.timestamp() < 1.0, "on time"
-    snoozed = Reminder.objects.get(todo_id=todo, remind_at=until)
-    assert snoozed.state == Reminder.FIRED and snoozed.reminder_type.startswith("PT")
-    assert len([e for e in published(reminder_events.REMINDER_DUE) if e["data"]["todoId"] == todo]) == 2
 
 
 @pytest.mark.django_db

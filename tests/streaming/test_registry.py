@@ -2,6 +2,7 @@
 import pytest
 
 from polystack.streaming import registry
+from polystack.streaming.retry import RetryPolicy
 from polystack.streaming.topics import BY_NAME
 
 APP_CONSUMERS = {name: d for name, d in registry.get_consumers().items() if not name.startswith("test-")}
@@ -68,3 +69,14 @@ def test_the_kind_of_handler_is_told_once_when_it_registers():
         with pytest.raises(TypeError, match="one of them"):
             registry.consumer(name="test-kind-unclear", topics=["todo-events"], group_id="g", dlq_topic=None)(
                 type("Unclear", (), methods))
+
+
+def test_two_consumers_cannot_share_a_topics_retry_topics():
+    policy = RetryPolicy(delays_s=(1,))
+    first = registry.ConsumerDefinition(name="retry-a", topics=("retry-check",), group_id="a", handler_factory=object,
+                                        dlq_topic="d", retry=policy)
+    second = registry.ConsumerDefinition(name="retry-b", topics=("retry-check",), group_id="b", handler_factory=object,
+                                         dlq_topic="d", retry=policy)
+    registry.register(first)  # left registered, as dup-check above: names and topics of these tests only
+    with pytest.raises(ValueError, match="already has retry topics"):
+        registry.register(second)
