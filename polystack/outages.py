@@ -60,6 +60,24 @@ def next_wait(previous: float) -> float:
     return min(max(previous * 2, 0.5), MAX_WAIT_S)
 
 
+def run_through(run_once, *, stopping, logger: logging.Logger, who: str, waiting: str) -> None:
+    """Call `run_once()` until it returns or `stopping` (a threading.Event) is set, waiting out
+    outages with capped backoff, for as long as they last; any other error is raised. For a
+    loop of our own (the relay, the scheduler): `who` waits, `waiting` says what keeps meanwhile."""
+    wait = 0.0
+    while not stopping.is_set():
+        try:
+            run_once()
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            wait = next_wait(wait)
+            logger.warning("%s; %s waits and tries again in %.1f s (%s)", describe(exc), who, wait, waiting)
+            django.db.close_old_connections()  # a broken connection is replaced, not reused
+            stopping.wait(wait)
+
+
 RETRY_AFTER_S = 5
 
 

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import psycopg
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from apps.reminders.models import Reminder
 from apps.reminders.services import ARMED_CHANNEL
@@ -91,19 +91,8 @@ class Scheduler:
 
     def run(self) -> None:
         """Fire reminders until stop(), waiting out PostgreSQL being down (the rows wait)."""
-        wait = 0.0
-        while not self._stopping.is_set():
-            try:
-                self._run_once()
-                return
-            except Exception as exc:
-                if not outages.is_outage(exc):
-                    raise
-                wait = outages.next_wait(wait)
-                logger.warning("%s; the scheduler waits and tries again in %.1f s (reminders wait in the due table)",
-                               outages.describe(exc), wait)
-                close_old_connections()
-                self._stopping.wait(wait)
+        outages.run_through(self._run_once, stopping=self._stopping, logger=logger, who="the scheduler",
+                            waiting="reminders wait in the due table")
 
     def _run_once(self) -> None:
         with psycopg.connect(db.conninfo(), autocommit=True) as control:

@@ -18,7 +18,7 @@ from functools import partial
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from apps.todos.models import OutboxEvent
 from apps.todos.services import OUTBOX_CHANNEL
@@ -72,19 +72,8 @@ class Relay:
     def run(self) -> None:
         """Publish until stop(), waiting out PostgreSQL or Kafka being down (with capped
         backoff, for as long as it takes) instead of exiting: the outbox keeps the events."""
-        wait = 0.0
-        while not self._stopping.is_set():
-            try:
-                self._run_once()
-                return
-            except Exception as exc:
-                if not outages.is_outage(exc):
-                    raise
-                wait = outages.next_wait(wait)
-                logger.warning("%s; the relay waits and tries again in %.1f s (events wait in the outbox)",
-                               outages.describe(exc), wait)
-                close_old_connections()
-                self._stopping.wait(wait)
+        outages.run_through(self._run_once, stopping=self._stopping, logger=logger, who="the relay",
+                            waiting="events wait in the outbox")
 
     def _run_once(self) -> None:
         """Wait to become the active relay, then publish until stop()."""

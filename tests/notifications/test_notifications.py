@@ -134,7 +134,7 @@ def test_a_refused_email_is_retried_from_the_retry_topics_until_the_mail_server_
     command(alice, todo, "assign", {"assignedTo": str(bob.pk)})
 
     email = lambda: Notification.objects.get(recipient=bob, channel="email")  # noqa: E731
-    # The first attempt, then the one from todo-events-retry-1 (0.2 s later): the row waits for the next.
+    # The first attempt, then the one from todo-events-retry-1 (0.1 s later): the row waits for the next.
     wait_until(lambda: Notification.objects.filter(recipient=bob, channel="email", attempts__gte=2,
                                                    status="pending").exists(),
                what="two failed attempts, the row waiting for its retry")

@@ -100,7 +100,7 @@ def test_a_refusing_mail_server_walks_the_retry_topics_and_the_reminder_goes_out
     smtp.refusing = True
     todo = scheduled(alice, "Call the bank", 1)
     email = lambda: Notification.objects.filter(todo_id=todo, channel="email").first()  # noqa: E731
-    # Attempts: the first, then from retry-1 (0.2 s later) and retry-2 (1 s); retry-3 waits 6 s.
+    # Attempts: the first, then from retry-1 (0.1 s later) and retry-2 (0.5 s); retry-3 waits 3 s.
     wait_until(lambda: email() is not None and email().attempts >= 3, what="three refused attempts")
     smtp.refusing = False
     wait_until(lambda: email().status == "sent", timeout=30, what="the email sent from the last retry topic")

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from apps.todos import reminder_events
-from apps.notifications.models import TodoFacts
+from apps.notifications.models import IN_APP, REMINDER, NotificationPreference, TodoFacts
 from apps.reminders import services
 from apps.reminders.models import Reminder
 from apps.reminders.scheduler import Scheduler
@@ -176,6 +176,8 @@ def test_a_thousand_reminders_fire_once_each_under_two_schedulers_killed_again_a
     TodoState.objects.bulk_create(states)
     TodoFacts.objects.bulk_create(TodoFacts(todo_id=state.id, owner_id=state.owner_id, title=f"todo {i}", version=2)
                                   for i, state in enumerate(states))  # what the notification role knows of them
+    NotificationPreference.objects.bulk_create(  # emails only: they are what is counted
+        NotificationPreference(user=owner, category=REMINDER, channel=IN_APP, enabled=False) for owner in owners)
     start = now + timedelta(seconds=4)  # the schedulers are up by then; the firing spreads over 4 s
     Reminder.objects.bulk_create(
         Reminder(todo_id=state.id, owner_id=state.owner_id, reminder_type="PT1H", due_date=state.due_date,
