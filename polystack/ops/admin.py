@@ -38,10 +38,11 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def has_change_permission(self, request, obj=None):
-        return obj is None and request.user.is_staff  # the list's actions; no editing of a letter
+        # The list's actions (redrive, discard) need the change permission; a letter is never edited.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
+        return admin.ModelAdmin.has_view_permission(self, request, obj)
 
     @admin.display(description="original")
     def original(self, letter: DeadLetter) -> str:

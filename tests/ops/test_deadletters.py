@@ -170,6 +170,10 @@ def test_the_admin_lists_shows_redrives_and_discards(event_topics, admin_client,
 
     client.force_login(user_factory(username="not-staff"))
     assert client.get(changelist).status_code == 302, "staff only"
+    client.force_login(user_factory(username="staff-without-rights", is_staff=True))
+    assert client.get(changelist).status_code == 403, "staff with the right to look at letters only"
+    assert client.post(changelist, {"action": "discard", "_selected_action": [letter.id], "confirm": "yes",
+                                    "reason": "x"}).status_code == 403
 
 
 @pytest.mark.django_db(transaction=True)
