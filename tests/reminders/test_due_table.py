@@ -1,5 +1,6 @@
 """The due table (apps.reminders): armed, re-armed and cancelled by the todos' events, each
-applied once; and `runconsumer reminders` keeping it from the real topic."""
+applied once. (`runconsumer reminders` keeping it from the real topics, cancellations by
+completing and deleting included: tests/reminders/test_delivery.py.)"""
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,6 @@ from apps.reminders import services
 from apps.reminders.models import Reminder, TodoSchedule
 from apps.todos import events
 from apps.todos.services import schedule_data
-from tests.helpers import api_client, unique, wait_until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DUE = NOW + timedelta(days=3)
@@ -88,23 +88,6 @@ def test_a_schedule_no_command_can_make_is_refused_for_the_dlq():
     with pytest.raises(services.ImpossibleScheduleError):
         services.todo_event_apply(envelope=impossible)
     assert not Reminder.objects.filter(todo_id=todo.id).exists()
-
-
-def test_the_role_keeps_the_table_from_the_topic(roles, user_factory, settings):
-    settings.READ_YOUR_WRITES_TIMEOUT_S = 0  # no projection runs: commands answer 202 at once
-    roles("runrelay")
-    roles("runconsumer", "reminders", "--group-id", unique("reminders"))
-    alice = user_factory(username="alice")
-    client = api_client(alice)
-    created = client.post("/api/todos/", {"title": "Pay the rent", "dueDate": events.iso(DUE)}, format="json")
-    assert created.status_code == 202
-    todo_id = created.json()["id"]
-    wait_until(lambda: Reminder.objects.filter(todo_id=todo_id, state="pending").count() == 2,
-               what="the two default reminders armed")
-    assert client.post(f"/api/todos/{todo_id}/complete/", format="json").status_code == 202
-    wait_until(lambda: not Reminder.objects.filter(todo_id=todo_id, state="pending").exists(),
-               what="the completion to cancel them")
-    assert TodoSchedule.objects.get(todo_id=todo_id).closed
 
 
 @pytest.mark.django_db
