@@ -178,7 +178,7 @@ def caught_up(group: str, topic: str) -> bool:
     consumer = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {p: kafka.high_watermark(consumer, topic, p) for p in partitions}
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
     finally:
         consumer.close()

@@ -258,7 +258,7 @@ def _find(topic: str, partition: int, start: int, redrive_id: str, timeout_s: fl
     wanted = redrive_id.encode()
     deadline = time.monotonic() + timeout_s
     try:
-        end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        end = kafka.high_watermark(consumer, topic, partition)
         if end <= start:
             return None
         consumer.assign([TopicPartition(topic, partition, start)])

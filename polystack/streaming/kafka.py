@@ -89,11 +89,25 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
     ]
 
 
+def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> int:
+    """The offset the next record of topic[partition] will get. A topic created a moment ago may
+    not have its leader known yet (NOT_LEADER_FOR_PARTITION): retriable errors are tried again
+    until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # the cluster's metadata catching up: nothing to wait on but time
+
+
 def end_offset(topic: str, partition: int, timeout: float = 10.0) -> int:
     """The offset the next record of topic[partition] will get (its high watermark)."""
     consumer = Consumer(quiet_config(**{"group.id": "polystack-watermarks", "enable.auto.commit": False}))
     try:
-        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
+        return high_watermark(consumer, topic, partition, timeout)
     finally:
         consumer.close()
 
@@ -107,7 +121,7 @@ def read_to_end(topic: str, *, group_id: str, timeout: float | None = None,
     consumer = Consumer(base_config(**{"group.id": group_id, "enable.auto.commit": False}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {p: high_watermark(consumer, topic, p) for p in partitions}
         remaining = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
         deadline = None if timeout is None else time.monotonic() + timeout
