@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 from django.conf import settings
 
@@ -89,6 +89,11 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
     ]
 
 
+# What a partition answers while its leader is not settled (a topic created a moment ago).
+_LEADER_UNKNOWN = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                   KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
 def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> int:
     """The offset the next record of topic[partition] will get. A topic created a moment ago may
     not have its leader known yet (NOT_LEADER_FOR_PARTITION): retriable errors are tried again
@@ -98,7 +103,8 @@ def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: floa
         try:
             return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error = exc.args[0]  # a plain error code here: retriable() is not set for these
+            if not (error.retriable() or error.code() in _LEADER_UNKNOWN) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)  # the cluster's metadata catching up: nothing to wait on but time
 
