@@ -56,11 +56,10 @@ DO UPDATE SET state = 'pending', scheduled_by = EXCLUDED.scheduled_by, correlati
 """
 
 
-def _arm_rows(*, todo_id, owner_id: int, due: datetime, times: list[datetime], version: int,
+def _arm_rows(*, todo_id, owner_id: int, due: datetime, times: list[datetime], kinds: list[str], version: int,
               correlation_id: str) -> None:
-    """Arm (or re-arm, unless fired) the reminders at `times` of the due date `due`, and wake the
-    scheduler when this transaction commits."""
-    kinds = [reminder_type(due_date=due, remind_at=moment) for moment in times]
+    """Arm (or re-arm, unless fired) the reminders at `times` (of types `kinds`) of the due date
+    `due`, and wake the scheduler when this transaction commits."""
     with connection.cursor() as cursor:
         cursor.execute(_ARM, {"todo": todo_id, "owner": owner_id, "due": due, "version": version, "kinds": kinds,
                               "times": times, "correlation": correlation_id})
@@ -80,8 +79,8 @@ def _arm(schedule: TodoSchedule, data: dict, version: int, correlation_id: str) 
         pending = pending.exclude(due_date=due, reminder_type__in=kinds)
     pending.update(state=Reminder.CANCELLED)  # what this schedule no longer asks for
     if times:
-        _arm_rows(todo_id=schedule.todo_id, owner_id=schedule.owner_id, due=due, times=times, version=version,
-                  correlation_id=correlation_id)
+        _arm_rows(todo_id=schedule.todo_id, owner_id=schedule.owner_id, due=due, times=times, kinds=kinds,
+                  version=version, correlation_id=correlation_id)
     schedule.due_date, schedule.scheduled_version = due, version
 
 
@@ -114,7 +113,8 @@ def snooze_apply(*, envelope: dict) -> bool:
     schedule = TodoSchedule.objects.filter(todo_id=data["todoId"]).first()
     if schedule is not None and (schedule.closed or schedule.scheduled_version > data["scheduledVersion"]):
         return False
-    _arm_rows(todo_id=data["todoId"], owner_id=int(envelope["userId"]), due=datetime.fromisoformat(data["dueDate"]),
-              times=[datetime.fromisoformat(data["snoozeUntil"])], version=data["scheduledVersion"],
+    due, until = datetime.fromisoformat(data["dueDate"]), datetime.fromisoformat(data["snoozeUntil"])
+    _arm_rows(todo_id=data["todoId"], owner_id=int(envelope["userId"]), due=due, times=[until],
+              kinds=[reminder_type(due_date=due, remind_at=until)], version=data["scheduledVersion"],
               correlation_id=envelope["correlationId"])
     return True
