@@ -50,9 +50,15 @@ lint: venv
 unit: lint
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest tests/unit
 
+# Two workers (pytest-xdist): most of the suite waits on processes, brokers and timeouts, so
+# two overlap well on two cores. Each worker has a test database of its own and runs whole
+# modules (tests/test_outages.py holds every test of the broker's one fault port).
+# PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= 2
+
 test: lint stack-up
 	scripts/stack.sh browser
-	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: stack-up
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m bench

@@ -11,6 +11,18 @@ from tests import helpers
 UNIT = Path(__file__).resolve().parent / "unit"
 
 
+# Modules that take minutes (seconds in a run of the whole suite, see --durations) start first:
+# `make test`'s two workers each take whole modules, and a long one taken last would run alone
+# at the end while the other worker idles.
+SLOW_MODULES = ("tests/test_outages.py", "tests/analytics/test_stream.py", "tests/reminders/test_scheduler.py",
+                "tests/reminders/test_delivery.py", "tests/projections/test_projection.py")
+
+
+def pytest_collection_modifyitems(items):
+    slow = {path: rank for rank, path in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: slow.get(item.nodeid.split("::")[0], len(slow)))  # stable: the rest keep their order
+
+
 def _needs_the_stack(session) -> bool:
     """tests/unit/ is pure logic and runs without Kafka, PostgreSQL or Redis (`make unit`)."""
     return any(UNIT not in Path(item.path).parents for item in session.items)

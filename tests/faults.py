@@ -6,6 +6,7 @@ port + 200, where this proxy listens; a client bootstrapped at port + 200 theref
 all its traffic through the proxy.
 """
 import socket
+import subprocess
 import threading
 
 
@@ -20,7 +21,13 @@ class CuttableProxy:
     def start(self) -> "CuttableProxy":
         server = socket.socket()
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(self.address)
+        try:
+            server.bind(self.address)
+        except OSError as exc:
+            server.close()
+            holders = subprocess.run(["ss", "-tanp", f"sport = :{self.address[1]}"], capture_output=True,
+                                     text=True).stdout
+            raise OSError(exc.errno, f"{exc.strerror}: {self.address}, held by\n{holders}") from None
         server.listen(64)
         self._server = server
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
@@ -62,6 +69,10 @@ class CuttableProxy:
                 continue
             upstream.settimeout(None)  # the timeout was for connecting: an idle connection stays
             with self._lock:
+                if self._server is not server:  # cut while this one was being connected
+                    client.close()
+                    upstream.close()
+                    continue
                 self._connections |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()

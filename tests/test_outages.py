@@ -8,7 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from types import SimpleNamespace
 
 import pytest
@@ -18,10 +18,13 @@ from django.db import connection
 from apps.todos.models import OutboxEvent
 from polystack.streaming.topics import TODO_EVENTS, resolve
 from tests.faults import CuttableProxy, hold
-from tests.helpers import consume_to_end, free_port, stop, unique, wait_until
+from tests.helpers import api_client, consume_to_end, free_port, stop, unique, wait_until
 from tests.realtime.test_sockets import closed_with, token
 from tests.realtime.wsclient import Socket
+from tests.todos.test_relay import published as relay_published
 
+# The Kafka proxy listens on the broker's one FAULTY port: every test that cuts Kafka is in this
+# module, which `make test` runs on one worker (--dist loadfile).
 KAFKA_PORT = 9092  # the broker's FAULTY listener listens at +100 and advertises +200 (scripts/stack.sh)
 
 
@@ -192,3 +195,44 @@ def test_postgresql_down_for_half_a_minute(system, proxies, user_factory):
     todos.append(create(system, key, "after, again"))
     every_command_landed_once(system, key, todos, timeout=60)
     all_running(system)
+
+
+@pytest.fixture
+def partition():
+    proxy = CuttableProxy(listen_port=KAFKA_PORT + 200, target_port=KAFKA_PORT + 100).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_kafka_outage_the_relay_alone_publishes_every_event_once_in_order_after_it(roles, user_factory, settings, partition):
+    alice = user_factory(username="alice")
+    settings.READ_YOUR_WRITES_TIMEOUT_S = 0.05  # no projection here: commands answer 202
+    roles("runrelay", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT + 200}"})
+    client = api_client(alice)
+    first = client.post("/api/todos/", {"title": "before"}, format="json").json()
+    assert relay_published(1)[0]["aggregateId"] == first["id"]
+
+    partition.cut()
+    ids = [first["id"]]
+    for n in range(5):
+        response = client.post("/api/todos/", {"title": f"during {n}"}, format="json")
+        assert response.status_code == 202
+        ids.append(response.json()["id"])
+    for todo_id in ids[:3]:
+        for priority in ("low", "high", "urgent"):
+            assert client.post(f"/api/todos/{todo_id}/prioritize/", {"priority": priority},
+                               format="json").status_code == 202
+    assert OutboxEvent.objects.all().count() == 14, "waiting in the outbox"
+
+    partition.restore()
+    wait_until(lambda: not OutboxEvent.objects.all().exists(), timeout=90,
+               what="the outbox drained after the broker came back")
+    envelopes = relay_published(15, timeout=30)
+    assert len({e["eventId"] for e in envelopes}) == len(envelopes), "none twice"
+    assert len(relay_published(16, timeout=3)) == 15, "nothing beyond the fifteen"
+    versions = defaultdict(list)
+    for envelope in envelopes:
+        versions[envelope["aggregateId"]].append(envelope["aggregateVersion"])
+    for todo_id in ids:
+        expected = [1, 2, 3, 4] if todo_id in ids[:3] else [1]
+        assert versions[todo_id] == expected, "in order"

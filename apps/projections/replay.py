@@ -57,7 +57,9 @@ def _only_replay() -> Iterator[None]:
         if not lock.execute("SELECT pg_try_advisory_lock(%s)", [db.AdvisoryLock.REPLAY]).fetchone()[0]:
             holder = lock.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted", [db.AdvisoryLock.REPLAY]).fetchone()
+                "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",  # per database
+                [db.AdvisoryLock.REPLAY]).fetchone()
             started = holder[0].removeprefix(_HOLDER_PREFIX) if holder else "a moment ago"
             raise ReplayRunningError(f"a replay is already running since {started}; try again when it has finished")
         yield

@@ -8,4 +8,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_THROTTLE_RATE = "1000/min"
 WS_CONNECT_RATE = env.get("WS_CONNECT_RATE", "1000/min")  # a test of the rate sets its own
 API_THROTTLE_RATES = {"user": "100000/min", "anon": "100000/min"}
-CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": "polystack-test"}}  # noqa: F405
+# `make test` runs two pytest workers (pytest-xdist), each on a database of its own but one
+# Redis: the worker's name keeps their throttle counters apart (user ids repeat across databases).
+CACHES = {"default": {**CACHES["default"],  # noqa: F405
+                      "KEY_PREFIX": "polystack-test" + env.get("PYTEST_XDIST_WORKER", "-")}}

@@ -3,16 +3,27 @@ Retry-After."""
 import uuid
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 
 from tests.helpers import api_client
 
 
+def _forget_counts() -> None:
+    """Delete this test run's cache keys: not cache.clear(), which empties the whole Redis
+    database under the other pytest worker (its counts, Celery's queues)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_counts():
-    cache.clear()
+    _forget_counts()
     yield
-    cache.clear()
+    _forget_counts()
 
 
 @pytest.mark.parametrize("path,form", [("/api/auth/token/", False), ("/login/", True), ("/admin/login/", True)])
