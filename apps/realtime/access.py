@@ -8,31 +8,27 @@ was opened with, nor keep showing a team its user has left.
   flushes the session only after telling us.
 - After leaving (or losing) a team, the user's sockets send the page `{"type": "reload"}`: what
   the user may see changed. Routing narrows by itself, by the events' metadata.
-- A socket also re-checks every RECHECK_S, the net under changes that send no signal (a
+- A socket also re-checks every polystack.sockets.RECHECK_S, the net under changes that send no signal (a
   queryset.update(), an expired session).
+
+The sockets' side of this (the re-check, 4401) is polystack.sockets.UserSocket's: every socket
+of the user hears these messages, the sync protocol's too.
 
 Messages go through the live stream (polystack.live) after the transaction commits; should Redis be down, the
 change itself still succeeds (and is logged), and the periodic re-check closes the sockets.
 """
 import logging
-from importlib import import_module
 
-from channels.auth import get_user
-from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
-from apps.realtime.db import off_thread
 from apps.todos.models import Team
 from polystack import live
+from polystack.sockets import ACCESS_CHANGED, AUTH_CHECK
 
 logger = logging.getLogger("apps.realtime")
-
-RECHECK_S = 300.0
-AUTH_CHECK = "auth.check"
-ACCESS_CHANGED = "access.changed"
 
 
 def _tell(user_id: int, message: dict) -> None:
@@ -72,20 +68,3 @@ def connect_signals() -> None:
     post_save.connect(_on_user_saved, sender=get_user_model(), dispatch_uid="realtime-user-saved")
     post_delete.connect(_on_token_deleted, sender=Token, dispatch_uid="realtime-token-deleted")
     m2m_changed.connect(_on_membership_changed, sender=Team.members.through, dispatch_uid="realtime-membership")
-
-
-@off_thread
-def _token_holds(key: str, user_id: int) -> bool:
-    return Token.objects.filter(key=key, user_id=user_id, user__is_active=True).exists()
-
-
-async def credential_holds(credential: tuple[str, str | None], user_id: int) -> bool:
-    """Whether the token, or the session, a socket was opened with still signs in `user_id`."""
-    kind, key = credential
-    if kind == "token":
-        return await _token_holds(key, user_id)
-    if not key:
-        return False
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)  # read afresh
-    user = await get_user({"session": session})
-    return user.is_authenticated and user.pk == user_id

@@ -13,7 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authtoken.models import Token
 
-from apps.realtime.db import off_thread
+from polystack.sockets import off_thread
 
 
 @off_thread

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from apps.projections import selectors
 from apps.projections.models import TodoEvent, TodoView
 from apps.projections.waiting import watcher
-from apps.realtime.db import off_thread
+from polystack.sockets import off_thread
 from polystack.streaming import kafka
 from polystack.streaming.topics import TODO_EVENTS, resolve
 
