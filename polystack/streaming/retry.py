@@ -112,7 +112,7 @@ class RetryTopics:
             tp = (raw.topic(), raw.partition())
             if tp in held:
                 continue
-            wait_ms = self._not_before(raw) - now_ms
+            wait_ms = self._wait_ms(raw, now_ms)
             if wait_ms <= 0:
                 kept.append(raw)
                 continue
@@ -125,9 +125,9 @@ class RetryTopics:
                 consumer.seek(partition)
         return kept, held
 
-    def _not_before(self, raw) -> float:
-        """When the message may run, in ms since the epoch: its header, but never later than its
-        level's longest delay from now (a hostile header cannot park a partition for good)."""
+    def _wait_ms(self, raw, now_ms: float) -> float:
+        """How long the message must still wait: until its header's not-before, but never longer
+        than its level's longest delay (a hostile header cannot park a partition for good)."""
         level = self.level[raw.topic()][1]
         longest = self.policy.delays_s[level - 1] * (1 + self.policy.jitter) * self.delay_scale * 1000
         value = dict(raw.headers() or ()).get(NOT_BEFORE)
@@ -137,7 +137,9 @@ class RetryTopics:
             return 0.0
         if not math.isfinite(not_before):
             return 0.0
-        return min(not_before, time.time() * 1000 + longest)
+        # The cap on the wait itself: not_before - now with now ~1.8e12 ms is exact only to
+        # about 0.2 µs, and a wait a hair over the cap is over it.
+        return min(not_before - now_ms, longest)
 
     def resume_due(self, consumer) -> None:
         """Resume the paused partitions whose time came."""
