@@ -98,7 +98,8 @@ class _Restore:
             consumer.assign([TopicPartition(tp.topic, tp.partition, self.store.position or OFFSET_BEGINNING)])
             applied, logged = 0, time.monotonic()
             while True:
-                messages = consumer.consume(5000, timeout=1.0)
+                # A short wait: the end may be a transaction marker, which no message reports.
+                messages = consumer.consume(5000, timeout=0.1)
                 records, done = [], False
                 for message in messages:
                     error = message.error()
@@ -108,7 +109,7 @@ class _Restore:
                     records.append((message.key(), message.value(), message.offset()))
                 self.store.apply_changelog(records)
                 applied += len(records)
-                if done:
+                if done or consumer.position([tp])[0].offset >= high:
                     return applied
                 if time.monotonic() - logged > RESTORE_LOG_EVERY_S:
                     logged = time.monotonic()
@@ -137,7 +138,12 @@ class TransactionalRunner(Runner):
     # --- clients ---------------------------------------------------------------------------
     def consumer_config(self) -> dict:
         config = super().consumer_config()
-        config.update({"isolation.level": "read_committed", "enable.auto.commit": False})
+        # Static membership (KIP-345), one member per process slot, as its transactional.id: a
+        # slot restarted after a crash takes its partitions back at once, where a new member
+        # would wait for the dead one's session to time out. (A member that stops cleanly does
+        # not leave the group either: its partitions wait the session timeout for it.)
+        config.update({"isolation.level": "read_committed", "enable.auto.commit": False,
+                       "group.instance.id": self.transactional_id})
         return config
 
     def _restore_consumer(self) -> Consumer:
