@@ -1,5 +1,6 @@
 """Fixtures over the real local stack (scripts/stack.sh up): one broker for the whole session."""
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,24 +81,48 @@ def event_topics(settings):
     helpers.delete_topics(spec.name for spec in specs)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, for fixtures to see in their teardown whether it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(node) -> bool:
+    """Whether the test failed (in its setup or its call), by the reports pytest_runtest_makereport kept."""
+    return any(getattr(node, f"report_{when}", None) is not None and getattr(node, f"report_{when}").failed
+               for when in ("setup", "call"))
+
+
 @pytest.fixture
-def roles(transactional_db, event_topics, settings):
+def roles(transactional_db, event_topics, settings, tmp_path, request):
     """Start roles (`runrelay`, `runconsumer projections`, ...) as real processes on the test
-    database and this test's topics; stopped at the end of the test."""
+    database and this test's topics; stopped at the end of the test. What a role prints goes
+    to a file in the test's tmp_path (unless the caller takes it): a pipe nobody reads would
+    fill and stall the role. When the test failed, the end of each log is shown with it."""
     from django.db import connection
 
     params = connection.settings_dict
     database_url = f"postgres://{params['USER']}:{params['PASSWORD']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
     settings.READ_YOUR_WRITES_TIMEOUT_S = 15.0  # processes start slowly on a busy machine
-    started = []
+    started, logs = [], []
 
     def start(*args: str, env: dict | None = None, **kwargs):
+        log = None
+        if "stdout" not in kwargs and "stderr" not in kwargs:
+            path = tmp_path / f"role-{len(started)}-{'-'.join(args[:2])}.log"
+            logs.append(path)
+            log = path.open("w")
+            kwargs.update(stdout=log, stderr=subprocess.STDOUT)
         process = helpers.manage(
             *args,
             env={"DATABASE_URL": database_url, "KAFKA_TOPIC_PREFIX": event_topics, "CELERY_QUEUE": event_topics,
                  **(env or {})},
             **kwargs,
         )
+        if log is not None:
+            log.close()  # the process has its own
         started.append(process)
         return process
 
@@ -110,6 +135,9 @@ def roles(transactional_db, event_topics, settings):
             process.kill()
     for process in started:
         helpers.stop(process)
+    if failed(request.node):
+        for path in logs:
+            print(f"----- {path.name} (last 4,000 characters) -----\n{path.read_text()[-4000:]}", file=sys.stderr)
 
 
 @pytest.fixture
