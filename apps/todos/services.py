@@ -82,11 +82,14 @@ def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, co
     """Move the todo's state to its next version and return the event that records the step.
     Its metadata names everyone who may see the todo (owner, assignee, the team's `members`, and
     `also_affected`, e.g. a former assignee): the realtime and notification consumers route by
-    it; and whether the notification rules tell anyone (apps.todos.audience)."""
+    it; those of them who no longer see it after this event (`formerUsers`, e.g. a former
+    assignee outside its team), so that their devices drop it (apps.sync); and whether the
+    notification rules tell anyone (apps.todos.audience)."""
     state.version += 1
     told = audience.notified({"eventType": event_type, "userId": str(state.owner_id), "data": data},
                              actor_id=actor_id, assignee_id=state.assigned_to_id)
-    affected = {state.owner_id, state.assigned_to_id, *members, *also_affected} - {None}
+    seeing = {state.owner_id, state.assigned_to_id, *members} - {None}
+    former = set(also_affected) - seeing - {None}
     envelope = events.new_envelope(
         event_type=event_type,
         aggregate_id=state.id,
@@ -97,7 +100,8 @@ def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, co
         occurred_at=now,
         metadata={
             "notificationRequired": bool(told),
-            "affectedUsers": [str(user_id) for user_id in sorted(affected)],
+            "affectedUsers": [str(user_id) for user_id in sorted(seeing | former)],
+            **({"formerUsers": [str(user_id) for user_id in sorted(former)]} if former else {}),
             "category": events.CATEGORIES[event_type],
             "actorId": str(actor_id),
         },
