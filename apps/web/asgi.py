@@ -10,7 +10,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.realtime.auth import OriginCheck, TokenQueryAuthMiddleware  # noqa: E402
-from apps.realtime.routing import websocket_urlpatterns  # noqa: E402
+from apps.realtime.routing import websocket_urlpatterns as realtime_sockets  # noqa: E402
+from apps.sync.routing import websocket_urlpatterns as sync_sockets  # noqa: E402
 from polystack import gcpolicy  # noqa: E402
 
 gcpolicy.start()  # thousands of long-lived sockets: keep full collections short (see gcpolicy)
@@ -19,7 +20,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": OriginCheck(
-            AuthMiddlewareStack(TokenQueryAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(TokenQueryAuthMiddleware(URLRouter(realtime_sockets + sync_sockets)))
         ),
     }
 )

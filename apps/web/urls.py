@@ -10,6 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.analytics.api.views import AnalyticsViewSet
 from apps.notifications.api.views import NotificationViewSet
+from apps.sync.api.views import DeviceViewSet
 from apps.todos.api.teams import InvitationViewSet, TeamViewSet
 from apps.web import pages
 from apps.web.api.todos import TodoViewSet
@@ -21,6 +22,7 @@ router.register("teams", TeamViewSet, basename="team")
 router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("analytics", AnalyticsViewSet, basename="analytics")
+router.register("devices", DeviceViewSet, basename="device")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/todos/", permanent=False)),

@@ -23,6 +23,7 @@ TODO_EVENTS_DLQ = "todo-events-dlq"
 REMINDER_EVENTS = "reminder-events"
 REMINDER_EVENTS_DLQ = "reminder-events-dlq"
 DEVICE_SYNC_EVENTS = "device-sync-events"
+DEVICE_SYNC_EVENTS_DLQ = "device-sync-events-dlq"
 ANALYTICS_HOURLY = "analytics-hourly"
 ANALYTICS_DAILY = "analytics-daily"
 ANALYTICS_ROLLING = "analytics-rolling-24h"
@@ -58,7 +59,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REMINDER_EVENTS, partitions=3, description="ReminderDue and friends, keyed by userId."),
     *_retry_specs(REMINDER_EVENTS, partitions=3),
     TopicSpec(REMINDER_EVENTS_DLQ, partitions=1, description="reminder-events a consumer could not handle.", config=_DLQ),
-    TopicSpec(DEVICE_SYNC_EVENTS, partitions=6, description="Per-device sync events, keyed by userId."),
+    # Written in Kafka transactions by the sync coordinator (apps.sync): read it read_committed.
+    TopicSpec(DEVICE_SYNC_EVENTS, partitions=6, config={"retention.ms": str(7 * DAY_MS)},
+              description="Each todo event once per user who sees it, with the todo after it, keyed by that "
+                          "user's id: a user's whole stream in one partition, a device's position one offset."),
+    TopicSpec(DEVICE_SYNC_EVENTS_DLQ, partitions=1, config=_DLQ,
+              description="device-sync-events records the sync sink could not store."),
     # Window results of apps.analytics, keyed "<userId>:<start>:<end>": compaction keeps each
     # window's latest (absolute) value, which is all a reader needs.
     TopicSpec(ANALYTICS_HOURLY, partitions=3, config=_WINDOWED_AGGREGATE,

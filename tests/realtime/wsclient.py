@@ -7,10 +7,10 @@ from websockets.sync.client import connect
 
 
 class Socket:
-    """One authenticated socket to /ws/todos/; keeps every frame it read."""
+    """One authenticated socket to /ws/todos/ (or `path`); keeps every frame it read."""
 
     def __init__(self, base: str, *, token: str | None = None, after: dict[int, int] | None = None,
-                 origin: str | None | bool = None, headers: dict | None = None, **query):
+                 origin: str | None | bool = None, headers: dict | None = None, path: str = "/ws/todos/", **query):
         """`origin=False` sends no Origin header, as a native (non-browser) client does;
         `headers` adds some (a session cookie)."""
         if token:
@@ -19,7 +19,7 @@ class Socket:
             query["after"] = ",".join(f"{p}:{o}" for p, o in sorted(after.items()))
         netloc = urlsplit(base).netloc
         qs = "&".join(f"{k}={v}" for k, v in query.items())
-        self.ws = connect(f"ws://{netloc}/ws/todos/?{qs}", origin=None if origin is False else (origin or base), open_timeout=10,
+        self.ws = connect(f"ws://{netloc}{path}?{qs}", origin=None if origin is False else (origin or base), open_timeout=10,
                           additional_headers=headers, legacy=True)
         self.frames: list[dict] = []
 

@@ -1,0 +1,176 @@
+"""Sync writes: devices (register, remove, connected, acknowledged), and what the sink stores."""
+import logging
+import uuid
+
+import orjson
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from apps.sync.models import Device, SyncRecord as RecordRow, SyncTodo, SyncUser
+from apps.sync.records import SyncRecord
+from polystack import live
+
+logger = logging.getLogger("apps.sync")
+
+SYNC_RECORD = "sync.record"  # a live message of the sink: {partition, offset, prev, frame}
+DEVICE_REMOVED = "sync.device-removed"  # a live message: {deviceId}
+
+
+class DeviceError(Exception):
+    """Base of the errors a device command can end with."""
+
+
+class DeviceLimitError(DeviceError):
+    pass
+
+
+def device_register(*, user: AbstractBaseUser, name: str, platform: str) -> Device:
+    with transaction.atomic():
+        # One registration of the user's at a time: the cap holds under concurrent requests.
+        list(type(user).objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        if Device.objects.filter(user=user).count() >= Device.MAX_PER_USER:
+            raise DeviceLimitError(f"at most {Device.MAX_PER_USER} devices: remove one first")
+        return Device.objects.create(user=user, name=name, platform=platform)
+
+
+def device_remove(*, user: AbstractBaseUser, device_id: uuid.UUID) -> bool:
+    """Remove one of the user's devices; its open sockets close. False: no such device of theirs."""
+    with transaction.atomic():
+        removed, _ = Device.objects.filter(user=user, id=device_id).delete()
+        if removed:
+            _tell(user.pk, {"type": DEVICE_REMOVED, "deviceId": str(device_id)})
+    return bool(removed)
+
+
+def device_change(*, device: Device, name: str | None = None, filters: dict | None = None) -> Device:
+    """Rename a device, or change what it receives. New filters take effect at its next connect,
+    which takes a snapshot: what it holds was chosen by the old ones."""
+    if name is not None:
+        device.name = name
+    if filters is not None and filters != device.filters:
+        device.filters = filters
+        device.epoch = -1  # what it holds no longer continues: a snapshot next
+    device.save(update_fields=["name", "filters", "epoch"])
+    return device
+
+
+def _tell(user_id: int, message: dict) -> None:
+    def send():
+        try:
+            live.publish([(user_id, message)])
+        except Exception as exc:  # noqa: BLE001 - the change stands; the socket finds out at its next write
+            logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
+
+    transaction.on_commit(send)
+
+
+def device_connected(*, user_id: int, device_id: uuid.UUID) -> Device | None:
+    """A socket of the user's device said hello; None when it is no device of theirs."""
+    now = timezone.now()
+    if not Device.objects.filter(id=device_id, user_id=user_id).update(connections=F("connections") + 1,
+                                                                       last_seen_at=now):
+        return None
+    return Device.objects.filter(id=device_id).first()
+
+
+def device_disconnected(*, device_id: uuid.UUID) -> None:
+    Device.objects.filter(id=device_id).update(connections=Greatest(F("connections") - 1, 0),
+                                               last_seen_at=timezone.now())
+
+
+def device_seen(*, device_id: uuid.UUID) -> None:
+    Device.objects.filter(id=device_id).update(last_seen_at=timezone.now())
+
+
+def device_acknowledge(*, device_id: uuid.UUID, partition: int | None, offset: int) -> None:
+    """The device holds everything of its user's stream up to `offset`."""
+    Device.objects.filter(id=device_id).update(acked_partition=partition, acked_offset=offset,
+                                               last_seen_at=timezone.now())
+
+
+def device_reset(*, device_id: uuid.UUID, partition: int | None, epoch: int) -> None:
+    """The device was sent a snapshot of its user's stream at this partition and epoch."""
+    Device.objects.filter(id=device_id).update(acked_partition=partition, epoch=epoch)
+
+
+def user_access_narrowed(*, user_id: int) -> None:
+    """What the user may see shrank without an event (they left a team): each of their devices
+    takes a snapshot at its next connect (online ones are told by apps.realtime.access)."""
+    SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
+
+
+# --- the sink --------------------------------------------------------------------------------
+_INSERT_RECORDS = (
+    f"INSERT INTO {RecordRow._meta.db_table} (partition, \"offset\", user_id, todo_id, event_id, version, record, "
+    "created_at) SELECT *, now() FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::uuid[], %s::uuid[], "
+    "%s::int[], %s::text[]) ON CONFLICT (partition, \"offset\") DO NOTHING RETURNING partition, \"offset\""
+)
+_UPSERT_TODOS = (
+    f"INSERT INTO {SyncTodo._meta.db_table} AS t (user_id, todo_id, version, visible, todo) "
+    "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::int[], %s::bool[], %s::jsonb[]) "
+    "ON CONFLICT (user_id, todo_id) DO UPDATE SET version = EXCLUDED.version, visible = EXCLUDED.visible, "
+    "todo = EXCLUDED.todo WHERE t.version < EXCLUDED.version"
+)
+_HEADS = f"SELECT user_id, partition, \"offset\" FROM {SyncUser._meta.db_table} WHERE user_id = ANY(%s) FOR UPDATE"
+_UPSERT_USERS = (
+    f"INSERT INTO {SyncUser._meta.db_table} AS u (user_id, partition, \"offset\", pruned_through, epoch) "
+    "SELECT *, -1, 0 FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) "
+    "ON CONFLICT (user_id) DO UPDATE SET partition = EXCLUDED.partition, "
+    "\"offset\" = CASE WHEN u.partition = EXCLUDED.partition THEN GREATEST(u.\"offset\", EXCLUDED.\"offset\") "
+    "ELSE EXCLUDED.\"offset\" END"
+)
+
+
+def records_store(*, records: list[SyncRecord]) -> list[SyncRecord]:
+    """Store a batch of records, each once (by its position): the records, each user's todos as
+    of their newest record, and where each user's stream stands, in one transaction; then push
+    the new ones to their users' devices. Returns the records that were new."""
+    if not records:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_INSERT_RECORDS, [
+            [r.partition for r in records], [r.offset for r in records], [r.user_id for r in records],
+            [r.todo_id for r in records], [r.event_id for r in records], [r.version for r in records],
+            [r.text for r in records]])
+        inserted = set(cursor.fetchall())
+        new = [r for r in records if (r.partition, r.offset) in inserted]
+        if not new:
+            return []
+        newest: dict[tuple[int, uuid.UUID], SyncRecord] = {}  # (user, todo) -> its newest record
+        for record in new:
+            key = (record.user_id, record.todo_id)
+            if key not in newest or newest[key].version < record.version:
+                newest[key] = record
+        todos = list(newest.values())
+        cursor.execute(_UPSERT_TODOS, [[r.user_id for r in todos], [r.todo_id for r in todos],
+                                       [r.version for r in todos], [r.visible for r in todos],
+                                       [None if r.todo is None else orjson.dumps(r.todo).decode() for r in todos]])
+        users = sorted({r.user_id for r in new})  # locked in one order: two sinks never deadlock
+        cursor.execute(_HEADS, [users])
+        heads = {user: (partition, offset) for user, partition, offset in cursor.fetchall()}
+        pushes, last = [], {}
+        for record in new:
+            partition, offset = last.get(record.user_id) or heads.get(record.user_id, (record.partition, -1))
+            prev = offset if partition == record.partition else -1
+            pushes.append((record.user_id, {"type": SYNC_RECORD, "partition": record.partition,
+                                            "offset": record.offset, "prev": prev,
+                                            "frame": record_frame(record.offset, record.text)}))
+            last[record.user_id] = (record.partition, record.offset)
+        cursor.execute(_UPSERT_USERS, [list(last), [p for p, _ in last.values()], [o for _, o in last.values()]])
+    _push(pushes)
+    return new
+
+
+def _push(pushes: list[tuple[int, dict]]) -> None:
+    try:
+        live.publish(pushes)
+    except Exception as exc:  # noqa: BLE001 - stored: devices read them back (the next push names its prev)
+        logger.warning("could not push %d sync records live: %s", len(pushes), exc)
+
+
+def record_frame(offset: int, text: str) -> str:
+    """The frame that sends a device one record (its JSON text, as stored)."""
+    return f'{{"type": "record", "offset": {offset}, "record": {text}}}'

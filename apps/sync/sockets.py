@@ -1,0 +1,208 @@
+"""`ws://<host>/ws/sync/`: the sync protocol — a device's copy of its user's todos, kept
+exactly, from one stream (device-sync-events, materialised by the sink).
+
+Connect with `?token=<DRF token>` (a native client: no Origin needed) or the session cookie
+(the page). The first frame names the device and where it stopped:
+
+  client → server
+    {"type": "hello", "deviceId": "<uuid>", "lastOffset": <int, -1 for nothing yet>}
+    {"type": "ack", "offset": <int>}        everything up to here is stored on the device
+    {"type": "ping"}
+  server → client
+    {"type": "snapshot", "offset": o, "todos": [<todo>, ...]}
+        a reset: replace the whole local copy with these todos, which are the state at offset
+        o; then records after o follow. Sent to a new device (lastOffset -1), and when the
+        device's position cannot be continued: older than what is still held, beyond the
+        stream's end, in another partition, or from before what the user may see changed.
+    {"type": "record", "offset": o, "record": {"visible": bool, "todo": <todo>|null, "event": <envelope>, ...}}
+        apply: when todo.version is newer than the local copy's, replace it; not visible (or
+        todo null: deleted), remove it. Offsets only grow.
+    {"type": "ready", "offset": o}          caught up to o; live records follow
+    {"type": "error", "error": "..."}       a bad frame; the socket stays open
+    {"type": "pong"}
+
+A todo has the REST API's shape (id, title, description, priority, completed, completedAt,
+assignedTo, userId, dueDate, reminderTimes, teamId, createdAt, updatedAt, version).
+Closes: 4401 bad credentials, 4404 no such device of this user (or removed meanwhile), 4408
+no hello within HELLO_TIMEOUT_S, 4413 a frame over 4 KiB, 4429 connecting too often, 4503 the
+live stream broke (reconnect: the device resumes from its offset, nothing is lost).
+"""
+import asyncio
+import json
+import logging
+import uuid
+
+from apps.sync import selectors, services
+from apps.sync.models import Device
+from polystack.sockets import RESYNC, UserSocket, off_thread
+
+logger = logging.getLogger("apps.sync")
+
+NO_DEVICE = 4404
+NO_HELLO = 4408
+HELLO_TIMEOUT_S = 10.0
+HEARTBEAT_S = 30.0
+MAX_HELD = 5000  # live records held while catching up; past it the socket reconnects (4503)
+
+
+class SyncSocket(UserSocket):
+    def before_join(self) -> None:
+        self.device: Device | None = None
+        self.partition: int | None = None  # the user's partition of device-sync-events
+        self.sent = -1  # the offset of the last record the device has (sent, or in its snapshot)
+        self.held: list[dict] | None = []  # live records held while the device is being served
+        self.reset_asked = False  # what the user may see changed while the device was being served
+        self.tasks: list[asyncio.Task] = []
+
+    async def opened(self) -> None:
+        self.tasks.append(asyncio.create_task(self._hello_within()))
+
+    async def _hello_within(self) -> None:
+        await asyncio.sleep(HELLO_TIMEOUT_S)  # a deadline for the client, not a wait for an effect
+        if self.device is None:
+            await self.close(code=NO_HELLO)
+
+    async def _heartbeat(self) -> None:
+        while True:  # keeps the device online in the registry while its socket is open
+            await asyncio.sleep(HEARTBEAT_S)
+            await off_thread(services.device_seen)(device_id=self.device.id)
+
+    async def closed(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.device is not None:
+            await off_thread(services.device_disconnected)(device_id=self.device.id)
+
+    async def on_frame(self, frame: dict) -> None:
+        kind = frame.get("type")
+        if kind == "hello":
+            await self._hello(frame)
+        elif self.device is None:
+            await self.error("say hello first: {\"type\": \"hello\", \"deviceId\": ..., \"lastOffset\": ...}")
+        elif kind == "ack":
+            offset = frame.get("offset")
+            if type(offset) is not int or not -1 <= offset <= self.sent:
+                return await self.error(f"ack: offset must be an integer from -1 to {self.sent}")
+            await off_thread(services.device_acknowledge)(device_id=self.device.id, partition=self.partition,
+                                                          offset=offset)
+        else:
+            await self.error(f"unknown frame type {str(kind)[:40]!r}")
+
+    async def _hello(self, frame: dict) -> None:
+        if self.device is not None:
+            return await self.error("hello: already said")
+        last = frame.get("lastOffset")
+        try:
+            device_id = uuid.UUID(str(frame.get("deviceId")))
+        except ValueError:
+            return await self.error("hello: deviceId must be a UUID")
+        if type(last) is not int or last < -1:
+            return await self.error("hello: lastOffset must be an integer, -1 for nothing yet")
+        device = await off_thread(services.device_connected)(user_id=self.user_id, device_id=device_id)
+        if device is None:
+            await self.close(code=NO_DEVICE)
+            return
+        self.device = device
+        self.tasks.append(asyncio.create_task(self._heartbeat()))
+        await self._serve(last)
+
+    async def _serve(self, last: int | None) -> None:
+        """Bring the device up to date from `last` (None: reset it), then send what came live
+        meanwhile. A snapshot when its position cannot be continued: nothing yet (-1), older
+        than what is still held, beyond the stream's end, in another partition, or from before
+        what the user may see changed."""
+        head = await off_thread(selectors.stream_head)(user_id=self.user_id)
+        device = self.device
+        if (last is None or last == -1 or head is None or last > head.offset or last < head.pruned_through
+                or device.acked_partition not in (None, head.partition) or device.epoch < head.epoch):
+            await self._reset()
+        else:
+            self.partition, self.sent = head.partition, last
+            await self._send_after(head.offset)
+        await self.send(text_data=json.dumps({"type": "ready", "offset": self.sent}))
+        while self.held or self.reset_asked:
+            if self.reset_asked:
+                self.reset_asked, self.held = False, []
+                await self._reset()
+            held, self.held = self.held, []
+            for message in held:
+                await self._live_record(message)
+        self.held = None  # no await since the list was seen empty: nothing slips past
+
+    async def _reset(self) -> None:
+        snapshot = await off_thread(selectors.snapshot)(user_id=self.user_id)
+        head = snapshot.head
+        self.partition = head.partition if head else None
+        self.sent = head.offset if head else -1
+        todos = [todo for todo in snapshot.todos if selectors.wants(self.device.filters, user_id=self.user_id, todo=todo)]
+        await self.send(text_data=json.dumps({"type": "snapshot", "offset": self.sent, "todos": todos}))
+        await off_thread(services.device_reset)(device_id=self.device.id, partition=self.partition,
+                                                epoch=head.epoch if head else 0)
+        logger.info("device %s of user %s reset to offset %d (%d todos)", self.device.id, self.user_id, self.sent,
+                    len(todos))
+
+    async def _send_after(self, through: int) -> None:
+        """Send the user's stored records after `self.sent` up to `through`, a page at a time."""
+        while self.sent < through:
+            page = await off_thread(selectors.records_after)(user_id=self.user_id, partition=self.partition,
+                                                             offset=self.sent)
+            for offset, text in page:
+                if offset > through:
+                    return
+                await self._send_record(offset, text)
+            if len(page) < selectors.PAGE:
+                return
+
+    async def _send_record(self, offset: int, text: str) -> None:
+        await self._send_frame(offset, services.record_frame(offset, text))
+
+    async def _send_frame(self, offset: int, frame: str) -> None:
+        """Send a record's frame, unless the device's filters leave its todo out."""
+        if not self.device.filters or selectors.wants(self.device.filters, user_id=self.user_id,
+                                                      todo=json.loads(frame)["record"]["todo"]):
+            await self.send(text_data=frame)
+        self.sent = offset
+
+    # --- live ------------------------------------------------------------------------------
+    async def on_live(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == services.DEVICE_REMOVED:
+            if self.device is not None and message.get("deviceId") == str(self.device.id):
+                await self.close(code=NO_DEVICE)
+        elif kind == services.SYNC_RECORD:
+            if self.held is not None:
+                if len(self.held) >= MAX_HELD:
+                    logger.warning("device of user %s fell %d records behind while catching up: told to reconnect",
+                                   self.user_id, MAX_HELD)
+                    self.held = []
+                    await self.close(code=RESYNC)
+                    return
+                self.held.append(message)
+            else:
+                await self._live_record(message)
+
+    async def _live_record(self, message: dict) -> None:
+        offset, prev, partition, frame = (message.get("offset"), message.get("prev"), message.get("partition"),
+                                          message.get("frame"))
+        if not (type(offset) is int and type(prev) is int and type(partition) is int and isinstance(frame, str)):
+            return  # not a message of ours (anyone who reaches Redis can publish)
+        if partition != self.partition:
+            if self.partition is None:  # the user's first record ever: the stream begins
+                self.partition = partition
+            else:
+                return
+        if offset <= self.sent:
+            return  # sent by the catch-up
+        if prev > self.sent:  # a push in between was lost (Pub/Sub keeps nothing): read it back
+            await self._send_after(prev)
+        await self._send_frame(offset, frame)
+
+    async def access_changed(self, message: dict) -> None:
+        """They left a team: what the device holds may show what they no longer see."""
+        if self.device is None:
+            return  # its hello will be served from the state after the change
+        if self.held is not None:
+            self.reset_asked = True  # being served: _serve resets it once more
+            return
+        self.held = []  # live records wait: none may go out before the snapshot
+        await self._serve(None)
