@@ -89,19 +89,26 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
     ]
 
 
-# What a partition answers while its leader is not settled (a topic created a moment ago).
+# What a partition answers while its leader is not settled (a topic created a moment ago), and
+# what the client says while its own metadata does not have the topic yet.
 _LEADER_UNKNOWN = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                   KafkaError.UNKNOWN_TOPIC_OR_PART}
+                   KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
 
 
 def high_watermark(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> int:
     """The offset the next record of topic[partition] will get. A topic created a moment ago may
     not have its leader known yet (NOT_LEADER_FOR_PARTITION): retriable errors are tried again
     until `timeout`."""
+    return watermarks(consumer, topic, partition, timeout)[1]
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 10.0) -> tuple[int, int]:
+    """topic[partition]'s first offset held and the offset its next record will get, asked
+    again on the errors of a topic created a moment ago (as high_watermark)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
         except KafkaException as exc:
             error = exc.args[0]  # a plain error code here: retriable() is not set for these
             if not (error.retriable() or error.code() in _LEADER_UNKNOWN) or time.monotonic() > deadline:

@@ -88,7 +88,7 @@ class _Restore:
         consumer = self.consumer()
         tp = TopicPartition(self.store.changelog, self.store.partition)
         try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            low, high = kafka.watermarks(consumer, tp.topic, tp.partition, timeout=30)  # a changelog made a moment ago
             if self.store.position > high or self.store.position < low:
                 logger.warning("local state of %s[%d] is at %d, the changelog holds %d..%d: restoring from scratch %s",
                                tp.topic, tp.partition, self.store.position, low, high, log_extra)

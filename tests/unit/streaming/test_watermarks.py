@@ -24,3 +24,9 @@ def test_a_leader_not_known_yet_is_asked_again():
 def test_other_errors_are_raised():
     with pytest.raises(KafkaException):
         kafka.high_watermark(Flaky([KafkaError.TOPIC_AUTHORIZATION_FAILED]), "t", 0)
+
+
+def test_a_topic_the_client_does_not_know_yet_is_asked_again_for_both_ends():
+    """A changelog topic made a moment ago: the client's metadata lacks its partition at first
+    (a transactional role crashed on it at start)."""
+    assert kafka.watermarks(Flaky([KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC]), "t", 0) == (0, 42)
