@@ -17,6 +17,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",
     "analytics": "bench.analytics",
     "reminders": "bench.reminders",
+    "sync": "bench.sync",
     # Last: rebuilding 1,000,000 rows leaves PostgreSQL minutes of checkpoint and vacuum work
     # that would land on whatever ran next.
     "replay": "bench.replay_million",

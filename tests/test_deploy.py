@@ -44,3 +44,13 @@ def test_compose_publishes_neither_kafka_nor_an_open_kafka_ui():
     assert set(published) == {"web", "kafka-ui"}
     assert all(str(port).startswith("127.0.0.1:") for port in published["kafka-ui"])
     assert services["kafka-ui"]["profiles"] == ["ui"]
+
+
+def test_compose_runs_every_consumer_role():
+    listed = subprocess.run([sys.executable, str(ROOT / "manage.py"), "runconsumer", "--list"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=True).stdout
+    ours = [line.split()[0] for line in listed.splitlines() if line.strip()]  # a fresh registry: none of the tests'
+    services = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())["services"]
+    commands = [f"{spec.get('command', '')} " for spec in services.values()]
+    missing = [name for name in ours if not any(f"runconsumer {name} " in command for command in commands)]
+    assert "sync" in ours and missing == [], f"consumer roles without a compose service: {missing}"

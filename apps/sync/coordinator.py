@@ -57,7 +57,7 @@ def fold(row: dict | None, envelope: dict) -> dict:
 
 
 class SyncCoordinator:
-    """Turns each todo event into its recipients' records (see the module's docstring)."""
+    """Turns each todo event into one device-sync record per recipient, with the todo after it, exactly once."""
 
     def process(self, batch: Batch) -> None:
         for message in batch.messages:

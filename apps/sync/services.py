@@ -15,7 +15,9 @@ from polystack import live
 
 logger = logging.getLogger("apps.sync")
 
-SYNC_RECORD = "sync.record"  # a live message of the sink: {partition, offset, prev, frame}
+# A live message of the sink: {partition, offset, prev, syncFrame}. Not "frame": the page's
+# socket (apps.realtime) sends on every live message with a frame.
+SYNC_RECORD = "sync.record"
 DEVICE_REMOVED = "sync.device-removed"  # a live message: {deviceId}
 
 
@@ -157,7 +159,7 @@ def records_store(*, records: list[SyncRecord]) -> list[SyncRecord]:
             prev = offset if partition == record.partition else -1
             pushes.append((record.user_id, {"type": SYNC_RECORD, "partition": record.partition,
                                             "offset": record.offset, "prev": prev,
-                                            "frame": record_frame(record.offset, record.text)}))
+                                            "syncFrame": record_frame(record.offset, record.text)}))
             last[record.user_id] = (record.partition, record.offset)
         cursor.execute(_UPSERT_USERS, [list(last), [p for p, _ in last.values()], [o for _, o in last.values()]])
     _push(pushes)

@@ -6,14 +6,17 @@ Connect with `?token=<DRF token>` (a native client: no Origin needed) or the ses
 
   client → server
     {"type": "hello", "deviceId": "<uuid>", "lastOffset": <int, -1 for nothing yet>}
-    {"type": "ack", "offset": <int>}        everything up to here is stored on the device
+    {"type": "ack", "offset": <int>}        everything up to here is stored on the device (stored
+                                            on the server at most once a second, and at close)
     {"type": "ping"}
   server → client
-    {"type": "snapshot", "offset": o, "todos": [<todo>, ...]}
-        a reset: replace the whole local copy with these todos, which are the state at offset
-        o; then records after o follow. Sent to a new device (lastOffset -1), and when the
-        device's position cannot be continued: older than what is still held, beyond the
-        stream's end, in another partition, or from before what the user may see changed.
+    {"type": "snapshot", "offset": o, "todos": [<todo>, ...], "more": bool}
+    {"type": "snapshot.part", "offset": o, "todos": [...], "more": bool}   while "more" was true
+        a reset: replace the whole local copy with these todos (500 a frame: the first frame
+        replaces, the parts add), which are the state at offset o; then records after o
+        follow. Sent to a new device (lastOffset -1), and when the device's position cannot be
+        continued: older than what is still held, beyond the stream's end, in another
+        partition, or from before what the user may see changed (they left a team).
     {"type": "record", "offset": o, "record": {"visible": bool, "todo": <todo>|null, "event": <envelope>, ...}}
         apply: when todo.version is newer than the local copy's, replace it; not visible (or
         todo null: deleted), remove it. Offsets only grow.
@@ -42,6 +45,8 @@ NO_DEVICE = 4404
 NO_HELLO = 4408
 HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
+ACK_EVERY_S = 1.0
+SNAPSHOT_PART = 500  # todos per snapshot frame
 MAX_HELD = 5000  # live records held while catching up; past it the socket reconnects (4503)
 
 
@@ -53,6 +58,8 @@ class SyncSocket(UserSocket):
         self.held: list[dict] | None = []  # live records held while the device is being served
         self.reset_asked = False  # what the user may see changed while the device was being served
         self.tasks: list[asyncio.Task] = []
+        self.acked = -1  # the latest offset the device acknowledged
+        self.ack_writer: asyncio.Task | None = None
 
     async def opened(self) -> None:
         self.tasks.append(asyncio.create_task(self._hello_within()))
@@ -71,7 +78,15 @@ class SyncSocket(UserSocket):
         for task in self.tasks:
             task.cancel()
         if self.device is not None:
+            if self.ack_writer is not None and not self.ack_writer.done():
+                self.ack_writer.cancel()
+                await self._write_ack(after=0)  # the last ack is not lost with the socket
             await off_thread(services.device_disconnected)(device_id=self.device.id)
+
+    async def _write_ack(self, *, after: float) -> None:
+        await asyncio.sleep(after)  # acks of a busy device are coalesced, not each written
+        await off_thread(services.device_acknowledge)(device_id=self.device.id, partition=self.partition,
+                                                      offset=self.acked)
 
     async def on_frame(self, frame: dict) -> None:
         kind = frame.get("type")
@@ -83,8 +98,9 @@ class SyncSocket(UserSocket):
             offset = frame.get("offset")
             if type(offset) is not int or not -1 <= offset <= self.sent:
                 return await self.error(f"ack: offset must be an integer from -1 to {self.sent}")
-            await off_thread(services.device_acknowledge)(device_id=self.device.id, partition=self.partition,
-                                                          offset=offset)
+            self.acked = offset
+            if self.ack_writer is None or self.ack_writer.done():  # at most one write per ACK_EVERY_S
+                self.ack_writer = asyncio.create_task(self._write_ack(after=ACK_EVERY_S))
         else:
             await self.error(f"unknown frame type {str(kind)[:40]!r}")
 
@@ -135,7 +151,11 @@ class SyncSocket(UserSocket):
         self.partition = head.partition if head else None
         self.sent = head.offset if head else -1
         todos = [todo for todo in snapshot.todos if selectors.wants(self.device.filters, user_id=self.user_id, todo=todo)]
-        await self.send(text_data=json.dumps({"type": "snapshot", "offset": self.sent, "todos": todos}))
+        # In frames of SNAPSHOT_PART todos: the first replaces the device's copy, the rest add to it.
+        for start in range(0, max(len(todos), 1), SNAPSHOT_PART):
+            part = {"type": "snapshot" if start == 0 else "snapshot.part", "offset": self.sent,
+                    "todos": todos[start:start + SNAPSHOT_PART], "more": start + SNAPSHOT_PART < len(todos)}
+            await self.send(text_data=json.dumps(part))
         await off_thread(services.device_reset)(device_id=self.device.id, partition=self.partition,
                                                 epoch=head.epoch if head else 0)
         logger.info("device %s of user %s reset to offset %d (%d todos)", self.device.id, self.user_id, self.sent,
@@ -183,7 +203,7 @@ class SyncSocket(UserSocket):
 
     async def _live_record(self, message: dict) -> None:
         offset, prev, partition, frame = (message.get("offset"), message.get("prev"), message.get("partition"),
-                                          message.get("frame"))
+                                          message.get("syncFrame"))
         if not (type(offset) is int and type(prev) is int and type(partition) is int and isinstance(frame, str)):
             return  # not a message of ours (anyone who reaches Redis can publish)
         if partition != self.partition:

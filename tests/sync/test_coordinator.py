@@ -49,6 +49,16 @@ def open_transaction() -> bool:
     return any(stable[p] < high[p] for p in high)
 
 
+def stopped_mid_transaction(process) -> bool:
+    """SIGSTOP the process; True if a transaction is open then (it cannot commit while stopped),
+    else it goes on. Seeing one open and then signalling would race with its commit."""
+    os.kill(process.pid, signal.SIGSTOP)
+    if open_transaction():
+        return True
+    os.kill(process.pid, signal.SIGCONT)
+    return False
+
+
 def exactly_once(envelopes: list[dict]) -> list[dict]:
     """device-sync-events, read committed, holds each (event, recipient) once, keyed by the
     recipient, each todo's records in version order in each recipient's stream."""
@@ -101,7 +111,8 @@ def test_sigkill_in_the_middle_of_transactions_loses_and_duplicates_nothing(sync
         # Up (its init_transactions aborted what its predecessor left open), then in the middle
         # of a transaction of its own: records written, not committed.
         helpers.wait_until(lambda: sync.log_of("0").count("assigned ") > kill, timeout=60, what="the process up")
-        helpers.wait_until(open_transaction, timeout=60, what="a transaction open with records in it")
+        helpers.wait_until(lambda: stopped_mid_transaction(process), timeout=60,
+                           what="the process stopped with a transaction open")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         process = sync.coordinator()  # the same slot: the same transactional.id and group member
@@ -120,8 +131,8 @@ def test_a_zombie_wakes_up_fenced_and_none_of_its_writes_shows(sync):
     envelopes = [stream.event() for _ in range(1500)]
     zombie = sync.coordinator("0")
     flow = flowing(envelopes, per_second=200)
-    helpers.wait_until(open_transaction, timeout=60, what="the first process in the middle of a transaction")
-    os.kill(zombie.pid, signal.SIGSTOP)  # frozen with its transaction open
+    helpers.wait_until(lambda: stopped_mid_transaction(zombie), timeout=60,
+                       what="the first process frozen with its transaction open")
     try:
         survivor = sync.coordinator("1")
         # After its session timeout (10 s) the group gives the zombie's partitions to the survivor.

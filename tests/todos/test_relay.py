@@ -1,6 +1,7 @@
 """The outbox relay under failure: rows committed out of id order, and a row for a missing topic.
 (Its Kafka outage test is in tests/test_outages.py, with the other tests of the fault port.)"""
 import json
+import subprocess
 import uuid
 
 import psycopg
@@ -51,7 +52,7 @@ def test_a_row_for_a_missing_topic_stops_the_relay_with_one_clear_line(roles, us
     alice = user_factory(username="alice")
     services.todo_create(actor=alice, title="lost", correlation_id="lost")
     OutboxEvent.objects.update(topic="no-such-topic")
-    relay = roles("runrelay")
+    relay = roles("runrelay", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = relay.communicate(timeout=60)  # it must stop by itself
     assert relay.returncode == 2
     assert "no-such-topic" in err and "ensuretopics" in err

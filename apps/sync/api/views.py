@@ -8,6 +8,7 @@ changes its name or its `filters` (`{"own": true}`: only the user's own todos an
 to them; `{"teams": [ids]}`: besides those, only these teams'; `{}`: everything). DELETE removes
 it and closes its sockets. A user sees and changes only their own devices.
 """
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
@@ -67,13 +68,13 @@ class DeviceViewSet(viewsets.ViewSet):
             raise NotFound(f"device {pk} not found")
         return device
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="devices_list", responses={200: OpenApiTypes.OBJECT})
     def list(self, request: Request) -> Response:
         """Your devices, oldest first."""
         offset = self._stream_offset(request)
         return Response([device_json(d, offset) for d in selectors.device_list(user_id=request.user.pk)])
 
-    @extend_schema(request=DeviceCreateSerializer, responses={201: dict})
+    @extend_schema(request=DeviceCreateSerializer, responses={201: OpenApiTypes.OBJECT})
     def create(self, request: Request) -> Response:
         """Register a device of yours; name its `deviceId` when it connects to /ws/sync/."""
         data = DeviceCreateSerializer(data=request.data)
@@ -84,11 +85,11 @@ class DeviceViewSet(viewsets.ViewSet):
             raise ValidationError({"detail": str(exc)}) from None
         return Response(device_json(device, self._stream_offset(request)), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(device_json(self._own(request, pk), self._stream_offset(request)))
 
-    @extend_schema(request=DeviceChangeSerializer, responses={200: dict})
+    @extend_schema(request=DeviceChangeSerializer, responses={200: OpenApiTypes.OBJECT})
     def partial_update(self, request: Request, pk: str) -> Response:
         """Rename a device, or change what it receives (`filters`)."""
         device = self._own(request, pk)

@@ -1,6 +1,6 @@
 """A device's copy of its user's todos, kept from the sync protocol's frames (pure: no I/O).
 
-    snapshot  replaces the whole copy, at its offset
+    snapshot  replaces the whole copy, at its offset (snapshot.part frames add the rest of it)
     record    a todo's newer version replaces the one held; a todo no longer visible (deleted, or
               taken from the user) goes; the offset moves to the record's
 
@@ -18,8 +18,10 @@ class Replica:
     def apply(self, frame: dict) -> bool:
         """Apply one frame from the server; False for a frame that changes no copy (ready, pong, ...)."""
         kind = frame.get("type")
-        if kind == "snapshot":
-            self.todos = {todo["id"]: todo for todo in frame["todos"]}
+        if kind in ("snapshot", "snapshot.part"):
+            if kind == "snapshot":
+                self.todos = {}
+            self.todos.update((todo["id"], todo) for todo in frame["todos"])
             self.offset = frame["offset"]
             return True
         if kind != "record":

@@ -1,0 +1,192 @@
+"""Sync: the coordinator's price for exactly once, and a device catching up.
+
+- Coordinator: todo-events (EVENTS events of users in teams: about three records each) through
+  `runconsumer sync` as it runs (its own process, a fresh group and state), timed from its first
+  committed transaction to its committed end, at several transaction sizes (--max-batch-size):
+  the curve the default is chosen from. Against the same loop at-least-once, in this process:
+  the same handler and state store, its records and changelog produced by an idempotent
+  producer, flushed, then the offsets committed (what Kafka Streams' at_least_once does).
+  Rounds alternate the two. Target: exactly once / at least once >= 0.6.
+- Catch-up: a device that missed CATCHUP records reconnects to /ws/sync/ (daphne, its own
+  process) and reads from its hello to `ready`: p50/p99 over ROUNDS reconnects.
+"""
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from django.contrib.auth import get_user_model
+
+from apps.sync import services
+from apps.sync.coordinator import SyncCoordinator
+from apps.sync.models import Device
+from apps.sync.records import parse
+from bench.common import free_port, percentile_ms, report, report_paired_ratio, start_role, stop_roles, wait_http
+from polystack.streaming import kafka, topics
+from polystack.streaming.registry import Message, decode_json
+from polystack.streaming.state import PartitionStore
+from polystack.streaming.topics import resolve
+from polystack.streaming.transactional import Batch
+from tests.projections.synthetic import publish
+from tests.sync.synthetic import Todos
+
+EVENTS = 50_000
+ROUNDS = 3
+BATCH_SIZES = (10, 100, 500, 2000)
+CATCHUP = 10_000
+CATCHUP_ROUNDS = 20
+
+
+def _events() -> list[dict]:
+    stream = Todos(users=list(range(1, 301)), team=list(range(1, 4)), rng=random.Random(5))
+    return [stream.event() for _ in range(EVENTS)]
+
+
+def _ends(topic: str) -> dict[int, int]:
+    consumer = Consumer(kafka.base_config(**{"group.id": "bench-ends", "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: kafka.high_watermark(consumer, topic, p) for p in partitions}
+    finally:
+        consumer.close()
+
+
+def exactly_once_rate(topic: str, batch_size: int) -> float:
+    """`runconsumer sync` over the whole topic: events/s from its first committed transaction."""
+    ends = _ends(topic)
+    group = f"bench-sync-{uuid.uuid4().hex[:6]}"
+    role = start_role("sync-coordinator", "manage.py", "runconsumer", "sync", "--group-id", group,
+                      "--max-batch-size", str(batch_size), "--state-dir", tempfile.mkdtemp(prefix="bench-sync-"))
+    watcher = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
+    first = None
+    try:
+        while True:
+            committed = watcher.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+            now = time.perf_counter()
+            done = sum(max(tp.offset, 0) for tp in committed)
+            if first is None and done:
+                first = (now, done)
+            if all(tp.offset >= ends[tp.partition] or not ends[tp.partition] for tp in committed):
+                break
+            if role.poll() is not None:
+                raise RuntimeError(f"the sync role exited with {role.returncode}: bench/results/sync-coordinator.log")
+            time.sleep(0.05)  # the poll interval of the committed offsets
+    finally:
+        watcher.close()
+        stop_roles([role])
+    return (sum(ends.values()) - first[1]) / (now - first[0])
+
+
+def at_least_once_rate(topic: str, batch_size: int, changelog: str) -> float:
+    """The same handler and state store without transactions: produce the records and the
+    store's changelog, flush, commit the offsets."""
+    ends = _ends(topic)
+    consumer = Consumer(kafka.base_config(**{"group.id": f"bench-alo-{uuid.uuid4().hex[:6]}",
+                                             "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+    producer = Producer(kafka.producer_config(**{"linger.ms": 5}))
+    handler = SyncCoordinator()
+    stores = {p: PartitionStore(changelog=changelog, partition=p, path=None) for p in ends}
+    consumer.subscribe([topic])
+    left, first, handled = sum(ends.values()), None, 0
+    try:
+        while left > 0:
+            raw = [m for m in consumer.consume(batch_size, timeout=1.0) if not m.error()]
+            if not raw:
+                continue
+            first = first or time.perf_counter()
+            batch = Batch(messages=[Message(m, decode_json(m.value())) for m in raw], stores=stores)
+            handler.process(batch)
+            for out_topic, key, value, headers in batch.outputs:
+                kafka.produce(producer, out_topic, key=key, value=value, headers=headers)
+            changes = {p: store.changes() for p, store in stores.items()}
+            for p, records in changes.items():
+                for key, value in records:
+                    kafka.produce(producer, changelog, key=key, value=value, partition=p)
+            assert producer.flush(60) == 0
+            for p, store in stores.items():
+                store.committed(changes[p], None)
+            consumer.commit(asynchronous=False)
+            handled += len(raw)
+            left -= len(raw)
+    finally:
+        consumer.close()
+    return handled / (time.perf_counter() - first)
+
+
+def catch_up() -> list[float]:
+    """Seconds from a device's hello to `ready`, having missed CATCHUP records, per reconnect."""
+    from websockets.sync.client import connect
+
+    user = get_user_model().objects.get_or_create(username="bench-sync")[0]
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.get_or_create(user=user)[0].key
+    # CATCHUP records of the user, stored as the sink stores them (positions of a partition of its own).
+    stream = Todos(users=[user.pk], team=[], rng=random.Random(9))
+    records = []
+    for offset in range(CATCHUP):
+        event = stream.event()
+        todo = {"id": event["aggregateId"], "title": "t", "description": "", "priority": "medium",
+                "completed": False, "completedAt": None, "assignedTo": None, "userId": str(user.pk),
+                "dueDate": None, "reminderTimes": [], "teamId": None, "createdAt": event["occurredAt"],
+                "updatedAt": event["occurredAt"], "version": event["aggregateVersion"]}
+        gone = event["eventType"] == "TodoDeleted"
+        value = json.dumps({"recipient": str(user.pk), "visible": not gone, "todo": None if gone else todo,
+                            "event": event}).encode()
+        records.append(parse(str(user.pk).encode(), value, 0, 1_000_000 + offset))
+    services.records_store(records=records)
+    device = Device.objects.create(user=user, name="bench", platform="cli", epoch=0, acked_partition=0)
+    port = free_port()
+    web = start_role("sync-web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apps.web.asgi:application")
+    took = []
+    try:
+        wait_http(port)
+        for _ in range(CATCHUP_ROUNDS):
+            started = time.perf_counter()
+            with connect(f"ws://127.0.0.1:{port}/ws/sync/?token={token}", max_size=None) as ws:
+                ws.send(json.dumps({"type": "hello", "deviceId": str(device.id), "lastOffset": 999_999}))
+                got = 0
+                while True:
+                    frame = ws.recv()
+                    if frame.startswith('{"type": "ready"'):
+                        break
+                    got += 1
+            took.append(time.perf_counter() - started)
+            assert got == CATCHUP, f"{got} records, not {CATCHUP}"
+    finally:
+        stop_roles([web])
+    return sorted(took)
+
+
+def run() -> None:
+    from bench.common import scratch_topic
+
+    topic = resolve(topics.TODO_EVENTS)
+    print(f"  generating {EVENTS:,} events of 300 users (3 in a team) ...", flush=True)
+    events = _events()
+    publish(topic, events)
+    records = sum(len(e["metadata"]["affectedUsers"]) for e in events)
+    print(f"  {EVENTS:,} events -> {records:,} device-sync records", flush=True)
+    print("  transaction size (events per transaction) -> exactly once, events/s:", flush=True)
+    curve = {}
+    for size in BATCH_SIZES:
+        curve[size] = exactly_once_rate(topic, size)
+        report(f"    --max-batch-size {size}", curve[size], "events/s")
+    best = max(curve, key=curve.get)
+    ours, theirs = [], []
+    with scratch_topic(6) as changelog:
+        for _ in range(ROUNDS):
+            theirs.append(at_least_once_rate(topic, best, changelog))
+            ours.append(exactly_once_rate(topic, best))
+    report(f"at least once, batches of {best} (median of {ROUNDS})", statistics.median(theirs), "events/s")
+    report(f"exactly once, transactions of {best} (median of {ROUNDS})", statistics.median(ours), "events/s")
+    report_paired_ratio("exactly once / at least once", ours, theirs, 0.6)
+
+    took = catch_up()
+    print(f"  {'device catching up ' + format(CATCHUP, ',') + ' missed records':<52} "
+          f"p50 {percentile_ms(took, 0.5):,.0f} ms, p99 {percentile_ms(took, 0.99):,.0f} ms "
+          f"({CATCHUP_ROUNDS} reconnects, hello to ready)", flush=True)
+    print("  mutation round trip: not measured yet (device mutations are not built yet)", flush=True)
