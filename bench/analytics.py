@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from bench.common import free_port, report, start_role, stop_roles, wait_http
+from bench.common import free_port, rate_from_first_commit, report, start_role, stop_roles, wait_http
 from polystack.streaming import kafka, topics
 from polystack.streaming.topics import resolve
 
@@ -73,26 +73,9 @@ def processor_rate(topic: str, count: int) -> float:
     group = f"bench-analytics-{uuid.uuid4().hex[:6]}"
     role = start_role("analytics-backfill", "manage.py", "runconsumer", "analytics", "--group-id", group,
                       "--auto-offset-reset", "earliest", "--state-dir", tempfile.mkdtemp(prefix="bench-analytics-"))
-    watcher = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
-    first: tuple[float, int] | None = None
-    try:
-        while True:
-            committed = watcher.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-            now = time.perf_counter()
-            done = sum(max(tp.offset, 0) for tp in committed)
-            if first is None and done:
-                first = (now, done)
-            if all(tp.offset >= ends[tp.partition] for tp in committed):
-                break
-            if role.poll() is not None:
-                raise RuntimeError(f"the analytics role exited with {role.returncode}: bench/results/"
-                                   "analytics-backfill.log")
-            time.sleep(0.1)  # the poll interval of the committed offsets
-    finally:
-        watcher.close()
-        stop_roles([role])
-    print(f"  processor: timed over the last {sum(ends.values()) - first[1]:,} of {count:,} events", flush=True)
-    return (sum(ends.values()) - first[1]) / (now - first[0])
+    rate, timed = rate_from_first_commit(role, name="analytics-backfill", group=group, topic=topic, ends=ends)
+    print(f"  processor: timed over the last {timed:,} of {count:,} events", flush=True)
+    return rate
 
 
 def quix_rate(topic: str, count: int, *, full_topology: bool) -> float:

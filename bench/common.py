@@ -166,3 +166,31 @@ def percentile_ms(sorted_seconds: list[float], q: float) -> float:
     if not sorted_seconds:
         return float("nan")
     return sorted_seconds[min(int(len(sorted_seconds) * q), len(sorted_seconds) - 1)] * 1000
+
+
+def rate_from_first_commit(role: subprocess.Popen, *, name: str, group: str, topic: str,
+                           ends: dict[int, int]) -> tuple[float, int]:
+    """Events/s of a consumer role over `topic` up to `ends`, timed from the first offsets its
+    group committed to its committed end (its start-up and group join are not counted); and
+    how many events that covers."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    watcher = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
+    first = None
+    try:
+        while True:
+            committed = watcher.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+            now = time.perf_counter()
+            done = sum(max(tp.offset, 0) for tp in committed)
+            if first is None and done:
+                first = (now, done)
+            if all(tp.offset >= ends[tp.partition] or not ends[tp.partition] for tp in committed):
+                break
+            if role.poll() is not None:
+                raise RuntimeError(f"the role exited with {role.returncode}: bench/results/{name}.log")
+            time.sleep(0.05)  # the poll interval of the committed offsets
+    finally:
+        watcher.close()
+        stop_roles([role])
+    timed = sum(ends.values()) - first[1]
+    return timed / (now - first[0]), timed

@@ -17,14 +17,15 @@ import tempfile
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from django.contrib.auth import get_user_model
 
 from apps.sync import services
 from apps.sync.coordinator import SyncCoordinator
 from apps.sync.models import Device
 from apps.sync.records import parse
-from bench.common import free_port, percentile_ms, report, report_paired_ratio, start_role, stop_roles, wait_http
+from bench.common import (free_port, percentile_ms, rate_from_first_commit, report, report_paired_ratio, start_role,
+                          stop_roles, wait_http)
 from polystack.streaming import kafka, topics
 from polystack.streaming.registry import Message, decode_json
 from polystack.streaming.state import PartitionStore
@@ -60,24 +61,7 @@ def exactly_once_rate(topic: str, batch_size: int) -> float:
     group = f"bench-sync-{uuid.uuid4().hex[:6]}"
     role = start_role("sync-coordinator", "manage.py", "runconsumer", "sync", "--group-id", group,
                       "--max-batch-size", str(batch_size), "--state-dir", tempfile.mkdtemp(prefix="bench-sync-"))
-    watcher = Consumer(kafka.base_config(**{"group.id": group, "enable.auto.commit": False}))
-    first = None
-    try:
-        while True:
-            committed = watcher.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-            now = time.perf_counter()
-            done = sum(max(tp.offset, 0) for tp in committed)
-            if first is None and done:
-                first = (now, done)
-            if all(tp.offset >= ends[tp.partition] or not ends[tp.partition] for tp in committed):
-                break
-            if role.poll() is not None:
-                raise RuntimeError(f"the sync role exited with {role.returncode}: bench/results/sync-coordinator.log")
-            time.sleep(0.05)  # the poll interval of the committed offsets
-    finally:
-        watcher.close()
-        stop_roles([role])
-    return (sum(ends.values()) - first[1]) / (now - first[0])
+    return rate_from_first_commit(role, name="sync-coordinator", group=group, topic=topic, ends=ends)[0]
 
 
 def at_least_once_rate(topic: str, batch_size: int, changelog: str) -> float:

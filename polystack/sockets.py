@@ -3,7 +3,8 @@ must keep holding, bounded JSON frames, and the user's live stream (polystack.li
 
 A socket class (apps.realtime's TodoSocket, apps.sync's SyncSocket) subclasses `UserSocket`:
 
-    before_join()          set up what live messages need before any can arrive
+    before_join()          set up what live messages need before any can arrive (they are held,
+                           `self.held`, until the subclass calls release_held after its catch-up)
     async opened()         accepted and joined: send what the client missed (self.query has the
                            query string's parameters)
     async on_frame(frame)  a client frame, a JSON object with a type ("ping" is answered here)
@@ -40,6 +41,7 @@ TOO_BIG = 4413  # like HTTP 413; daphne lets applications close with 1000 or 300
 RESYNC = 4503  # like HTTP 503: the live stream broke; reconnect and catch up
 MAX_FRAME_BYTES = 4096
 RECHECK_S = 300.0
+MAX_HELD = 5000  # live messages held while a socket catches up; past it, it reconnects (4503)
 AUTH_CHECK = "auth.check"  # live message: re-check your credential ({"endedSession": key} after a logout)
 ACCESS_CHANGED = "access.changed"  # live message: what the user may see changed
 
@@ -129,6 +131,7 @@ class UserSocket(AsyncWebsocketConsumer):
         self.credential = (("token", self.query["token"][:64]) if self.query.get("token")
                            else ("session", getattr(session, "session_key", None)))
         self.checks: set[asyncio.Task] = set()  # credential checks asked for by live messages
+        self.held: list[dict] | None = []  # live messages wait here while the socket catches up (hold)
         self.before_join()
         try:
             await live.hub().join(user.pk, self)
@@ -180,6 +183,30 @@ class UserSocket(AsyncWebsocketConsumer):
 
     async def error(self, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": message}))
+
+    # --- holding live messages while the client is caught up --------------------------------
+    async def hold(self, message: dict) -> bool:
+        """Keep a live message for after the catch-up while one runs (`self.held` is a list):
+        what the socket sends live must follow what it catches up. True when kept (or when the
+        socket fell MAX_HELD behind and was told to reconnect, 4503)."""
+        if self.held is None:
+            return False
+        if len(self.held) >= MAX_HELD:
+            logger.warning("user %s's socket fell %d live messages behind while catching up: told to reconnect",
+                           self.user_id, MAX_HELD)
+            self.held = []
+            await self.close(code=RESYNC)
+            return True
+        self.held.append(message)
+        return True
+
+    async def release_held(self, deliver) -> None:
+        """The catch-up is done: `deliver` what was held, then stop holding."""
+        while self.held:
+            held, self.held = self.held, []
+            for message in held:
+                await deliver(message)
+        self.held = None  # no await since the list was seen empty: nothing slips past
 
     # --- from the live stream (polystack.live) ----------------------------------------------
     async def live_message(self, message: dict) -> None:

@@ -37,12 +37,11 @@ import time
 import uuid
 
 from apps.realtime import selectors
-from polystack.sockets import RESYNC, UserSocket
+from polystack.sockets import UserSocket
 
 logger = logging.getLogger("apps.realtime")
 
 TODO_EVENT = "todo.event"  # a live message of the realtime consumer: {frame, partition, offset}
-MAX_HELD = 5000  # live messages kept while a socket catches up; past it, it reconnects (4503)
 MAX_PARTITIONS = 1024
 POSITIONS = re.compile(r"^\d{1,5}:-?\d{1,19}(,\d{1,5}:-?\d{1,19})*$")
 
@@ -69,8 +68,6 @@ class TodoSocket(UserSocket):
 
     def before_join(self) -> None:
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
-        # Live messages wait here while the socket catches up, so that they follow what it sent.
-        self.held: list[dict] | None = []
 
     async def opened(self) -> None:
         positions = parse_positions(self.query.get("after", ""))
@@ -79,7 +76,7 @@ class TodoSocket(UserSocket):
             positions = {}
         if "after" in self.query:
             await self._catch_up(positions)
-        await self._release_held()
+        await self.release_held(self._push)
 
     async def access_changed(self, message: dict) -> None:
         await self.send(text_data='{"type": "reload"}')
@@ -127,23 +124,8 @@ class TodoSocket(UserSocket):
 
     # --- from the live stream (polystack.live) ----------------------------------------------
     async def on_live(self, message: dict) -> None:
-        if self.held is not None:
-            if len(self.held) >= MAX_HELD:
-                logger.warning("user %s's socket fell %d live messages behind while catching up: told to reconnect",
-                               self.user_id, MAX_HELD)
-                self.held = []
-                await self.close(code=RESYNC)
-                return
-            self.held.append(message)
-        else:
+        if not await self.hold(message):
             await self._push(message)
-
-    async def _release_held(self) -> None:
-        while self.held:
-            held, self.held = self.held, []
-            for message in held:
-                await self._push(message)
-        self.held = None  # no await since the list was seen empty: nothing slips past
 
     async def _push(self, message: dict) -> None:
         frame = message.get("frame")

@@ -37,7 +37,7 @@ import uuid
 
 from apps.sync import selectors, services
 from apps.sync.models import Device
-from polystack.sockets import RESYNC, UserSocket, off_thread
+from polystack.sockets import UserSocket, off_thread
 
 logger = logging.getLogger("apps.sync")
 
@@ -47,7 +47,6 @@ HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 ACK_EVERY_S = 1.0
 SNAPSHOT_PART = 500  # todos per snapshot frame
-MAX_HELD = 5000  # live records held while catching up; past it the socket reconnects (4503)
 
 
 class SyncSocket(UserSocket):
@@ -55,7 +54,6 @@ class SyncSocket(UserSocket):
         self.device: Device | None = None
         self.partition: int | None = None  # the user's partition of device-sync-events
         self.sent = -1  # the offset of the last record the device has (sent, or in its snapshot)
-        self.held: list[dict] | None = []  # live records held while the device is being served
         self.reset_asked = False  # what the user may see changed while the device was being served
         self.tasks: list[asyncio.Task] = []
         self.acked = -1  # the latest offset the device acknowledged
@@ -136,14 +134,14 @@ class SyncSocket(UserSocket):
             self.partition, self.sent = head.partition, last
             await self._send_after(head.offset)
         await self.send(text_data=json.dumps({"type": "ready", "offset": self.sent}))
-        while self.held or self.reset_asked:
-            if self.reset_asked:
-                self.reset_asked, self.held = False, []
-                await self._reset()
-            held, self.held = self.held, []
-            for message in held:
-                await self._live_record(message)
-        self.held = None  # no await since the list was seen empty: nothing slips past
+        while self.reset_asked:
+            self.reset_asked = False
+            await self._reset()
+        await self.release_held(self._live_record)
+        if self.reset_asked:  # asked while the held records went out
+            self.reset_asked = False
+            self.held = []
+            await self._serve(None)
 
     async def _reset(self) -> None:
         snapshot = await off_thread(selectors.snapshot)(user_id=self.user_id)
@@ -189,17 +187,8 @@ class SyncSocket(UserSocket):
         if kind == services.DEVICE_REMOVED:
             if self.device is not None and message.get("deviceId") == str(self.device.id):
                 await self.close(code=NO_DEVICE)
-        elif kind == services.SYNC_RECORD:
-            if self.held is not None:
-                if len(self.held) >= MAX_HELD:
-                    logger.warning("device of user %s fell %d records behind while catching up: told to reconnect",
-                                   self.user_id, MAX_HELD)
-                    self.held = []
-                    await self.close(code=RESYNC)
-                    return
-                self.held.append(message)
-            else:
-                await self._live_record(message)
+        elif kind == services.SYNC_RECORD and not await self.hold(message):
+            await self._live_record(message)
 
     async def _live_record(self, message: dict) -> None:
         offset, prev, partition, frame = (message.get("offset"), message.get("prev"), message.get("partition"),
