@@ -83,8 +83,9 @@ def device_disconnected(*, device_id: uuid.UUID) -> None:
                                                last_seen_at=timezone.now())
 
 
-def device_seen(*, device_id: uuid.UUID) -> None:
-    Device.objects.filter(id=device_id).update(last_seen_at=timezone.now())
+def device_seen(*, device_id: uuid.UUID) -> bool:
+    """A socket of the device is still open; False when the device is gone (removed)."""
+    return bool(Device.objects.filter(id=device_id).update(last_seen_at=timezone.now()))
 
 
 def device_acknowledge(*, device_id: uuid.UUID, partition: int | None, offset: int) -> None:

@@ -70,7 +70,9 @@ class SyncSocket(UserSocket):
     async def _heartbeat(self) -> None:
         while True:  # keeps the device online in the registry while its socket is open
             await asyncio.sleep(HEARTBEAT_S)
-            await off_thread(services.device_seen)(device_id=self.device.id)
+            if not await off_thread(services.device_seen)(device_id=self.device.id):
+                await self.close(code=NO_DEVICE)  # removed, and the live message did not come
+                return
 
     async def closed(self) -> None:
         for task in self.tasks:
