@@ -167,6 +167,31 @@ def records_store(*, records: list[SyncRecord]) -> list[SyncRecord]:
     return new
 
 
+_PRUNE = (
+    f"WITH gone AS (DELETE FROM {RecordRow._meta.db_table} WHERE id IN ("
+    f"SELECT id FROM {RecordRow._meta.db_table} WHERE created_at < %s ORDER BY id LIMIT %s) "
+    "RETURNING user_id, partition, \"offset\"), "
+    "last AS (SELECT user_id, partition, max(\"offset\") AS through FROM gone GROUP BY user_id, partition), "
+    f"moved AS (UPDATE {SyncUser._meta.db_table} u SET pruned_through = GREATEST(u.pruned_through, last.through) "
+    "FROM last WHERE u.user_id = last.user_id AND u.partition = last.partition RETURNING 1) "
+    "SELECT count(*) FROM gone"
+)
+
+
+def records_prune(*, older_than, batch: int = 10_000) -> int:
+    """Delete the records stored before `older_than`, `batch` at a time, each user's
+    `pruned_through` raised in the same statement: a device whose position is older gets a
+    snapshot, never a gap. Returns how many went."""
+    pruned = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_PRUNE, [older_than, batch])
+            gone = cursor.fetchone()[0]
+        pruned += gone
+        if gone < batch:
+            return pruned
+
+
 def _push(pushes: list[tuple[int, dict]]) -> None:
     try:
         live.publish(pushes)

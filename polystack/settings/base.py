@@ -210,6 +210,11 @@ CELERY_BEAT_SCHEDULE |= {
     "analytics-maintain-partitions": {"task": "apps.analytics.tasks.maintain_partitions", "schedule": 3600.0},
 }
 
+# Phase 5 sync (apps/sync): records older than this are pruned from the sink's table (hourly,
+# Celery beat), as device-sync-events drops them; a device further behind takes a snapshot.
+SYNC_RETENTION_DAYS = env.get_int("SYNC_RETENTION_DAYS", 7)
+CELERY_BEAT_SCHEDULE |= {"sync-prune-records": {"task": "apps.sync.tasks.prune_records", "schedule": 3600.0}}
+
 # Extra modules that register consumers, besides every app's `consumers` module.
 POLYSTACK_CONSUMER_MODULES = env.get_list("POLYSTACK_CONSUMER_MODULES", "")
 
