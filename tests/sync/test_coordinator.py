@@ -50,11 +50,15 @@ def open_transaction() -> bool:
 
 
 def stopped_mid_transaction(process) -> bool:
-    """SIGSTOP the process; True if a transaction is open then (it cannot commit while stopped),
-    else it goes on. Seeing one open and then signalling would race with its commit."""
+    """SIGSTOP the process; True if it holds a transaction open that only an abort can end, else
+    it goes on. Seeing one open and then signalling would race with its commit; and a stopped
+    process may have asked for its commit already (the broker then ends the transaction without
+    it, in milliseconds), so the transaction must still be open a moment later."""
     os.kill(process.pid, signal.SIGSTOP)
     if open_transaction():
-        return True
+        threading.Event().wait(0.5)  # longer than a commit the broker has begun takes
+        if open_transaction():
+            return True
     os.kill(process.pid, signal.SIGCONT)
     return False
 

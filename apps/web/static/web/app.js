@@ -340,6 +340,33 @@ function renderTeams() {
   $("#invitations").hidden = invitations.length === 0;
 }
 
+// --- devices (Phase 5): the user's sync clients, online or not, and how far each synced -----
+const DEVICES_EVERY_MS = 10_000;
+
+async function loadDevices() {
+  try {
+    renderDevices(await api("GET", "/api/devices/"));
+  } catch (error) {
+    // shown again at the next refresh; the rest of the page does not depend on it
+  }
+}
+
+function renderDevices(devices) {
+  $("#device-list").replaceChildren(...devices.map((device) => {
+    const behind = device.streamOffset >= 0 && device.syncedOffset < device.streamOffset;
+    const state = device.online ? "online" : (device.lastSeenAt ? `last seen ${when(device.lastSeenAt)}` : "never connected");
+    const item = el("li", { className: "device" },
+      el("strong", { textContent: device.name }), ` (${device.platform}) — ${state}, `,
+      behind ? `behind: synced to ${device.syncedOffset} of ${device.streamOffset}` : "up to date", " ",
+      button(`Remove ${device.name}`, "Remove", () => run(async () => {
+        await api("DELETE", `/api/devices/${device.deviceId}/`);
+        await loadDevices();
+      })));
+    return item;
+  }));
+  $("#devices-empty").hidden = devices.length > 0;
+}
+
 function button(label, text, onClick) {
   const b = el("button", { type: "button", textContent: text });
   b.setAttribute("aria-label", label);
@@ -467,3 +494,5 @@ render();
 renderFeed();
 renderPreferences();
 connect();
+loadDevices();
+setInterval(loadDevices, DEVICES_EVERY_MS);
