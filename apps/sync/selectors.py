@@ -56,11 +56,6 @@ def records_after(*, user_id: int, partition: int, offset: int, limit: int = PAG
                 .order_by("offset").values_list("offset", "record")[:limit])
 
 
-def records_between(*, user_id: int, partition: int, after: int, through: int) -> list[tuple[int, str]]:
-    return list(SyncRecord.objects.filter(user_id=user_id, partition=partition, offset__gt=after,
-                                          offset__lte=through).order_by("offset").values_list("offset", "record"))
-
-
 def snapshot(*, user_id: int) -> Snapshot:
     """The user's todos as of their stream's head, both read in one snapshot of the database,
     less what they may no longer see (a team they left: no event told the stream)."""

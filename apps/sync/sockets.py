@@ -177,10 +177,14 @@ class SyncSocket(UserSocket):
         await self._send_frame(offset, services.record_frame(offset, text))
 
     async def _send_frame(self, offset: int, frame: str) -> None:
-        """Send a record's frame, unless the device's filters leave its todo out."""
-        if not self.device.filters or selectors.wants(self.device.filters, user_id=self.user_id,
-                                                      todo=json.loads(frame)["record"]["todo"]):
-            await self.send(text_data=frame)
+        """Send a record's frame. A todo the device's filters leave out goes as not visible: the
+        device may hold it from before (it was assigned to its user, and no longer is)."""
+        if self.device.filters:
+            decoded = json.loads(frame)
+            if not selectors.wants(self.device.filters, user_id=self.user_id, todo=decoded["record"]["todo"]):
+                decoded["record"]["visible"] = False
+                frame = json.dumps(decoded)
+        await self.send(text_data=frame)
         self.sent = offset
 
     # --- live ------------------------------------------------------------------------------

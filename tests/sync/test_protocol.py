@@ -158,3 +158,30 @@ def test_a_device_is_its_users_own_and_bad_frames_are_answered_not_fatal(synced,
     assert helpers.api_client(alice).delete(f"/api/devices/{laptop}/").status_code == 204
     assert closed_with(device) == 4404, "a removed device's socket closes"
     assert closed_with(DeviceSocket(synced, token="not-a-token", device_id=laptop, hello=False)) == 4401
+
+
+def test_a_filtered_device_holds_only_what_its_filters_let_through(synced, user_factory):
+    alice, bob = user_factory(), user_factory()
+    team = services.Team.objects.create(name="home", owner=bob)
+    team.members.add(alice, bob)
+    client, key = helpers.api_client(alice), token(alice)
+    mine = str(services.todo_create(actor=alice, title="mine", correlation_id="m").todo_id)
+    theirs = services.todo_create(actor=bob, title="the team's", team_id=team.id, correlation_id="t").todo_id
+    helpers.wait_until(sink_has(alice, 2), what="the sink storing alice's records")
+    phone, tablet = register(client, "phone", "mobile"), register(client, "tablet", "mobile")
+    assert client.patch(f"/api/devices/{phone}/", {"filters": {"own": True}}, format="json").status_code == 200
+
+    own = DeviceSocket(synced, token=key, device_id=phone)
+    everything = DeviceSocket(synced, token=key, device_id=tablet)
+    own.ready()
+    everything.ready()
+    assert set(own.replica.todos) == {mine}
+    assert set(everything.replica.todos) == {mine, str(theirs)}
+
+    services.todo_assign(actor=bob, todo_id=theirs, assignee=alice, correlation_id="a1")  # now alice's to do
+    own.read_until(lambda f: str(theirs) in own.replica.todos, what="the todo assigned to alice on the phone")
+    services.todo_assign(actor=bob, todo_id=theirs, assignee=bob, correlation_id="a2")  # and back
+    own.read_until(lambda f: str(theirs) not in own.replica.todos, what="the phone dropping it again")
+    everything.read_until(lambda f: f["type"] == "record" and f["record"]["event"]["aggregateVersion"] == 3,
+                          what="the tablet seeing the reassignment")
+    assert everything.replica.todos[str(theirs)]["assignedTo"] == str(bob.pk), "the tablet still holds it"
