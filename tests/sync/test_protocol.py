@@ -3,11 +3,14 @@ device starts from a snapshot, then follows live; a device that was away resumes
 offset with exactly what it missed; positions that cannot be continued get a snapshot, never a
 gap; devices are a user's own."""
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.sync.models import Device, SyncUser
 from apps.todos import services
 from tests import helpers
+from tests.faults import CuttableProxy
+from tests.helpers import free_port
 from tests.realtime.test_sockets import closed_with, token
 from tests.sync.device import Device as DeviceSocket
 
@@ -185,3 +188,34 @@ def test_a_filtered_device_holds_only_what_its_filters_let_through(synced, user_
     everything.read_until(lambda f: f["type"] == "record" and f["record"]["event"]["aggregateVersion"] == 3,
                           what="the tablet seeing the reassignment")
     assert everything.replica.todos[str(theirs)]["assignedTo"] == str(bob.pk), "the tablet still holds it"
+
+
+def test_a_live_push_lost_on_the_way_is_read_back_before_the_next(web, sync, roles, user_factory, tmp_path):
+    """The sink's Redis is cut while it stores a record: the record is stored, its push lost.
+    The next push names the lost one's offset as its previous: the socket reads it back first."""
+    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    cut = CuttableProxy(listen_port=free_port(), target_port=redis_port).start()
+    try:
+        roles("runrelay")
+        sync.coordinator()
+        sync.roles("runconsumer", "sync-sink", "--group-id", helpers.unique("sync-sink"),
+                   env={"REDIS_URL": f"redis://127.0.0.1:{cut.address[1]}/0"})
+        alice = user_factory()
+        todo = services.todo_create(actor=alice, title="one", correlation_id="one").todo_id
+        helpers.wait_until(sink_has(alice, 1), what="the sink storing alice's record")
+        device = DeviceSocket(web, token=token(alice), device_id=register(helpers.api_client(alice)))
+        device.ready()
+
+        cut.cut()
+        services.todo_complete(actor=alice, todo_id=todo, correlation_id="lost")
+        helpers.wait_until(sink_has(alice, 2), what="the record stored, its push lost")
+        cut.restore()
+        services.todo_prioritize(actor=alice, todo_id=todo, priority="urgent", correlation_id="next")
+        device.read_until(lambda f: device.replica.todos[str(todo)]["priority"] == "urgent", what="the next push")
+    finally:
+        cut.stop()
+    sink_log = next(tmp_path.glob("role-*-sync-sink.log")).read_text()
+    assert "could not push 1 sync records live" in sink_log, "the push was lost indeed"
+    records = [f["record"]["event"]["eventType"] for f in device.frames if f["type"] == "record"]
+    assert records == ["TodoCompleted", "TodoPrioritized"], "the lost one first, then the next, once each"
+    assert device.replica.todos[str(todo)]["completed"] is True
