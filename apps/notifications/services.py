@@ -17,6 +17,7 @@ from apps.notifications.models import EMAIL, REMINDER, Notification, Notificatio
 from apps.todos import reminder_events
 from apps.todos import audience, events
 from apps.todos import services as todos
+from apps.todos.models import TodoState
 from apps.todos.services import outbox_append
 from polystack.streaming.topics import REMINDER_EVENTS
 
@@ -96,15 +97,19 @@ def remind(envelope: dict) -> list[int]:
     reminders; the ids still to deliver. Nothing for a todo this app does not know as the
     owner's (a forged event naming someone else's todo learns nobody its title)."""
     data = envelope["data"]
-    facts = TodoFacts.objects.filter(todo_id=data["todoId"]).first()
+    # The todo as this role knows it from todo-events, or else as the write side has it: the two
+    # topics are fetched independently, and a ReminderDue due a second after its todo was made
+    # can come before the todo's TodoCreated (it was dropped then, a CI run showed).
+    facts = (TodoFacts.objects.filter(todo_id=data["todoId"]).values_list("owner_id", "title").first()
+             or TodoState.objects.filter(id=data["todoId"]).values_list("owner_id", "title").first())
     owner_id = int(envelope["userId"])
-    if facts is None or facts.owner_id != owner_id:
+    if facts is None or facts[0] != owner_id:
         return []
     recipient = get_user_model().objects.filter(pk=owner_id, is_active=True).first()
     if recipient is None:
         return []
     return _create(envelope=envelope, recipient=recipient, category=REMINDER, template=rules.TEMPLATES[REMINDER],
-                   context={"title": facts.title, "due_date": datetime.fromisoformat(data["dueDate"]),
+                   context={"title": facts[1], "due_date": datetime.fromisoformat(data["dueDate"]),
                             "late": data["late"], "url": _todo_url(data["todoId"]),
                             "snooze_url": snooze_link(event_id=envelope["eventId"], recipient_id=owner_id)})
 
