@@ -21,10 +21,8 @@ import uuid
 from confluent_kafka import Consumer, Producer
 from django.contrib.auth import get_user_model
 
-from apps.sync import services
 from apps.sync.coordinator import SyncCoordinator
 from apps.sync.models import Device
-from apps.sync.records import parse
 from bench.common import (ROOT, free_port, percentile_ms, rate_from_first_commit, report, report_paired_ratio, start_role,
                           stop_roles, wait_http)
 from polystack.gcpolicy import collector_paused
@@ -34,7 +32,7 @@ from polystack.streaming.state import PartitionStore
 from polystack.streaming.topics import resolve
 from polystack.streaming.transactional import Batch
 from tests.projections.synthetic import publish
-from tests.sync.synthetic import Todos
+from tests.sync.synthetic import Todos, store_records
 
 EVENTS = 50_000
 ROUNDS = 3
@@ -130,19 +128,7 @@ def catch_up() -> list[float]:
 
     token = Token.objects.get_or_create(user=user)[0].key
     # CATCHUP records of the user, stored as the sink stores them (positions of a partition of its own).
-    stream = Todos(users=[user.pk], team=[], rng=random.Random(9))
-    records = []
-    for offset in range(CATCHUP):
-        event = stream.event()
-        todo = {"id": event["aggregateId"], "title": "t", "description": "", "priority": "medium",
-                "completed": False, "completedAt": None, "assignedTo": None, "userId": str(user.pk),
-                "dueDate": None, "reminderTimes": [], "teamId": None, "createdAt": event["occurredAt"],
-                "updatedAt": event["occurredAt"], "version": event["aggregateVersion"]}
-        gone = event["eventType"] == "TodoDeleted"
-        value = json.dumps({"recipient": str(user.pk), "visible": not gone, "todo": None if gone else todo,
-                            "event": event}).encode()
-        records.append(parse(str(user.pk).encode(), value, 0, 1_000_000 + offset))
-    services.records_store(records=records)
+    store_records(user.pk, CATCHUP, first_offset=1_000_000, seed=9)
     device = Device.objects.create(user=user, name="bench", platform="cli", epoch=0, acked_partition=0)
     port = free_port()
     web = start_role("sync-web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apps.web.asgi:application")

@@ -33,6 +33,7 @@ from typing import Protocol
 import redis
 import redis.asyncio
 from django.conf import settings
+from django.db import transaction
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -73,6 +74,20 @@ def publish(pushes: Iterable[tuple[int | str, dict]]) -> int:
         if count:
             pipe.execute()
     return count
+
+
+def tell_after_commit(user_id: int | str, message: dict) -> None:
+    """Publish one message to the user once the current transaction commits (at once outside
+    one). Redis being away loses it, logged: the change it tells of stands, and sockets find
+    out by their own re-checks."""
+
+    def send():
+        try:
+            publish([(user_id, message)])
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
+
+    transaction.on_commit(send)
 
 
 # --- subscribing --------------------------------------------------------------------------

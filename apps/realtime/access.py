@@ -14,13 +14,11 @@ was opened with, nor keep showing a team its user has left.
 The sockets' side of this (the re-check, 4401) is polystack.sockets.UserSocket's: every socket
 of the user hears these messages, the sync protocol's too.
 
-Messages go through the live stream (polystack.live) after the transaction commits; should Redis be down, the
-change itself still succeeds (and is logged), and the periodic re-check closes the sockets.
+Messages go through the live stream after the transaction commits (polystack.live.tell_after_commit);
+should Redis be down, the change itself still succeeds (and is logged), and the periodic re-check
+closes the sockets.
 """
-import logging
-
 from django.contrib.auth import get_user_model, user_logged_out
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from rest_framework.authtoken.models import Token
 
@@ -28,31 +26,20 @@ from apps.todos.models import Team
 from polystack import live
 from polystack.sockets import ACCESS_CHANGED, AUTH_CHECK
 
-logger = logging.getLogger("apps.realtime")
-
-
-def _tell(user_id: int, message: dict) -> None:
-    def send():
-        try:
-            live.publish([(user_id, message)])
-        except Exception as exc:  # noqa: BLE001 - the change stands; the periodic re-check follows up
-            logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
-
-    transaction.on_commit(send)
-
 
 def _on_logout(sender, request, user, **kwargs):
     if user is not None:
-        _tell(user.pk, {"type": AUTH_CHECK, "endedSession": getattr(request.session, "session_key", None)})
+        live.tell_after_commit(user.pk, {"type": AUTH_CHECK,
+                                         "endedSession": getattr(request.session, "session_key", None)})
 
 
 def _on_user_saved(sender, instance, created, **kwargs):
     if not created:
-        _tell(instance.pk, {"type": AUTH_CHECK})
+        live.tell_after_commit(instance.pk, {"type": AUTH_CHECK})
 
 
 def _on_token_deleted(sender, instance, **kwargs):
-    _tell(instance.user_id, {"type": AUTH_CHECK})
+    live.tell_after_commit(instance.user_id, {"type": AUTH_CHECK})
 
 
 def _on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
@@ -60,7 +47,7 @@ def _on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
         return
     users = [instance.pk] if reverse else pk_set  # reverse: user.teams.remove(team)
     for user_id in users:
-        _tell(user_id, {"type": ACCESS_CHANGED})
+        live.tell_after_commit(user_id, {"type": ACCESS_CHANGED})
 
 
 def connect_signals() -> None:

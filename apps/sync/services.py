@@ -43,7 +43,7 @@ def device_remove(*, user: AbstractBaseUser, device_id: uuid.UUID) -> bool:
     with transaction.atomic():
         removed, _ = Device.objects.filter(user=user, id=device_id).delete()
         if removed:
-            _tell(user.pk, {"type": DEVICE_REMOVED, "deviceId": str(device_id)})
+            live.tell_after_commit(user.pk, {"type": DEVICE_REMOVED, "deviceId": str(device_id)})
     return bool(removed)
 
 
@@ -57,16 +57,6 @@ def device_change(*, device: Device, name: str | None = None, filters: dict | No
         device.epoch = -1  # what it holds no longer continues: a snapshot next
     device.save(update_fields=["name", "filters", "epoch"])
     return device
-
-
-def _tell(user_id: int, message: dict) -> None:
-    def send():
-        try:
-            live.publish([(user_id, message)])
-        except Exception as exc:  # noqa: BLE001 - the change stands; the socket finds out at its next write
-            logger.warning("could not tell user %s's sockets %s: %s", user_id, message["type"], exc)
-
-    transaction.on_commit(send)
 
 
 def device_connected(*, user_id: int, device_id: uuid.UUID) -> Device | None:

@@ -91,7 +91,7 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
 
 # What a partition answers while its leader is not settled (a topic created a moment ago), and
 # what the client says while its own metadata does not have the topic yet.
-_LEADER_UNKNOWN = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+LEADER_UNKNOWN = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
 
 
@@ -111,7 +111,7 @@ def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 
             return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
         except KafkaException as exc:
             error = exc.args[0]  # a plain error code here: retriable() is not set for these
-            if not (error.retriable() or error.code() in _LEADER_UNKNOWN) or time.monotonic() > deadline:
+            if not (error.retriable() or error.code() in LEADER_UNKNOWN) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)  # the cluster's metadata catching up: nothing to wait on but time
 

@@ -6,15 +6,13 @@ import time
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from polystack.streaming import kafka, topics
 from polystack.streaming.topics import resolve
 from tests import helpers
 from tests.conftest import failed
-
-SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
 
 
 def ends(topic: str, *, committed: bool) -> dict[int, int]:
@@ -30,7 +28,7 @@ def ends(topic: str, *, committed: bool) -> dict[int, int]:
         try:
             return {tp.partition: future.result().offset for tp, future in futures.items()}
         except KafkaException as exc:  # a new topic's leaders may not have settled yet
-            if exc.args[0].code() not in SETTLING:
+            if exc.args[0].code() not in kafka.LEADER_UNKNOWN:
                 raise
             return None
 

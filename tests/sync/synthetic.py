@@ -67,3 +67,26 @@ class Todos:
 def recipients(envelopes: list[dict]) -> list[tuple[str, str]]:
     """(eventId, recipient) of every record the coordinator should write for these events."""
     return [(e["eventId"], user) for e in envelopes for user in e["metadata"]["affectedUsers"]]
+
+
+def store_records(user: int, count: int, *, first_offset: int, step: int = 1, seed: int = 0) -> None:
+    """`count` records of one user's own todos, stored as the sink stores them (parsed, then
+    apps.sync.services.records_store) at offsets `first_offset`, +`step`, ... of partition 0,
+    without Kafka. Each todo is made up but for its id and version, which are its event's."""
+    import orjson
+
+    from apps.sync import services
+    from apps.sync.records import parse
+
+    stream, records = Todos(users=[user], team=[], rng=random.Random(seed)), []
+    for n in range(count):
+        event = stream.event()
+        gone = event["eventType"] == events.TODO_DELETED
+        todo = None if gone else {
+            "id": event["aggregateId"], "title": "t", "description": "", "priority": "medium", "completed": False,
+            "completedAt": None, "assignedTo": None, "userId": str(user), "dueDate": None, "reminderTimes": [],
+            "teamId": None, "createdAt": event["occurredAt"], "updatedAt": event["occurredAt"],
+            "version": event["aggregateVersion"]}
+        value = orjson.dumps({"recipient": str(user), "visible": not gone, "todo": todo, "event": event})
+        records.append(parse(str(user).encode(), value, 0, first_offset + step * n))
+    services.records_store(records=records)

@@ -56,9 +56,10 @@ def stopped_mid_transaction(process) -> bool:
     it, in milliseconds), so the transaction must still be open a moment later."""
     os.kill(process.pid, signal.SIGSTOP)
     if open_transaction():
-        threading.Event().wait(0.5)  # longer than a commit the broker has begun takes
-        if open_transaction():
-            return True
+        try:  # a commit the broker has begun ends well within this deadline
+            helpers.wait_until(lambda: not open_transaction(), timeout=0.5, what="the transaction to end")
+        except AssertionError:
+            return True  # still open: only an abort can end it now
     os.kill(process.pid, signal.SIGCONT)
     return False
 

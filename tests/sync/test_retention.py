@@ -1,7 +1,5 @@
 """Retention of the sink's records: what is older than SYNC_RETENTION_DAYS goes, and each user's
 stream remembers up to where (pruned_through), so a device behind it is sent a snapshot."""
-import json
-import random
 from datetime import timedelta
 
 import pytest
@@ -9,25 +7,11 @@ from django.utils import timezone
 
 from apps.sync import services, tasks
 from apps.sync.models import SyncRecord, SyncUser
-from apps.sync.records import parse
-from tests.sync.synthetic import Todos
+from tests.sync.synthetic import store_records
 
 
 def stored_for(user: int, count: int, *, first_offset: int) -> None:
-    """`count` records of `user`, stored as the sink stores them, at offsets of partition 0."""
-    stream = Todos(users=[user], team=[], rng=random.Random(user))
-    records = []
-    for n in range(count):
-        event = stream.event()
-        gone = event["eventType"] in ("TodoDeleted",)
-        todo = None if gone else {
-            "id": event["aggregateId"], "title": "t", "description": "", "priority": "medium", "completed": False,
-            "completedAt": None, "assignedTo": None, "userId": str(user), "dueDate": None, "reminderTimes": [],
-            "teamId": None, "createdAt": event["occurredAt"], "updatedAt": event["occurredAt"],
-            "version": event["aggregateVersion"]}
-        value = json.dumps({"recipient": str(user), "visible": not gone, "todo": todo, "event": event}).encode()
-        records.append(parse(str(user).encode(), value, 0, first_offset + 2 * n))
-    services.records_store(records=records)
+    store_records(user, count, first_offset=first_offset, step=2, seed=user)
 
 
 @pytest.mark.django_db

@@ -17,9 +17,9 @@ from rest_framework.response import Response
 
 from apps.sync import selectors, services
 from apps.sync.models import Device
+from apps.todos.api.serializers import UUID_ROUTE
 from polystack.api import StrictSerializer
 
-UUID_ROUTE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 MAX_FILTER_TEAMS = 100
 
 
