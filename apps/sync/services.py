@@ -107,7 +107,8 @@ _UPSERT_TODOS = (
     "ON CONFLICT (user_id, todo_id) DO UPDATE SET version = EXCLUDED.version, visible = EXCLUDED.visible, "
     "todo = EXCLUDED.todo WHERE t.version < EXCLUDED.version"
 )
-_HEADS = f"SELECT user_id, partition, \"offset\" FROM {SyncUser._meta.db_table} WHERE user_id = ANY(%s) FOR UPDATE"
+_HEADS = (f"SELECT user_id, partition, \"offset\" FROM {SyncUser._meta.db_table} WHERE user_id = ANY(%s) "
+          "ORDER BY user_id FOR UPDATE")
 _UPSERT_USERS = (
     f"INSERT INTO {SyncUser._meta.db_table} AS u (user_id, partition, \"offset\", pruned_through, epoch) "
     "SELECT *, -1, 0 FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) "
@@ -141,7 +142,7 @@ def records_store(*, records: list[SyncRecord]) -> list[SyncRecord]:
         cursor.execute(_UPSERT_TODOS, [[r.user_id for r in todos], [r.todo_id for r in todos],
                                        [r.version for r in todos], [r.visible for r in todos],
                                        [None if r.todo is None else orjson.dumps(r.todo).decode() for r in todos]])
-        users = sorted({r.user_id for r in new})  # locked in one order: two sinks never deadlock
+        users = sorted({r.user_id for r in new})  # locked in user order (ORDER BY): two sinks never deadlock
         cursor.execute(_HEADS, [users])
         heads = {user: (partition, offset) for user, partition, offset in cursor.fetchall()}
         pushes, last = [], {}
