@@ -1,4 +1,5 @@
 """Apply the topic registry to a cluster: create what is missing, report drift, change nothing else."""
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,34 @@ def _drift(spec: TopicSpec, *, replication_factor: int, metadata, configs: dict)
     return drift
 
 
+def _reports_of_existing(admin: AdminClient, specs: list[TopicSpec], metadata: dict,
+                         replication_factor: int) -> list[TopicReport]:
+    if not specs:
+        return []
+    futures = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, spec.name) for spec in specs],
+        request_timeout=ADMIN_TIMEOUT_S,
+    )
+    by_name = {resource.name: future for resource, future in futures.items()}
+    reports = []
+    for spec in specs:
+        drift = _drift(spec, replication_factor=replication_factor, metadata=metadata[spec.name],
+                       configs=by_name[spec.name].result())
+        reports.append(TopicReport(spec.name, "drift" if drift else "ok", drift))
+    return reports
+
+
+def _metadata_showing(admin: AdminClient, names: set[str]) -> dict:
+    """The cluster's topics once its metadata shows all of `names` (a topic just created may
+    exist on the controller before the broker answering metadata knows it)."""
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        topics = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        if names <= set(topics) or time.monotonic() > deadline:
+            return topics
+        time.sleep(0.2)  # the broker's metadata catching up with the controller
+
+
 def ensure_topics(
     *, admin: AdminClient, specs: Iterable[TopicSpec], replication_factor: int, create: bool = True
 ) -> list[TopicReport]:
@@ -47,49 +76,37 @@ def ensure_topics(
     """
     specs = list(specs)
     existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
-    reports: dict[str, TopicReport] = {}
-
     present = [spec for spec in specs if spec.name in existing]
-    if present:
-        futures = admin.describe_configs(
-            [ConfigResource(ConfigResource.Type.TOPIC, spec.name) for spec in present],
-            request_timeout=ADMIN_TIMEOUT_S,
-        )
-        by_name = {resource.name: future for resource, future in futures.items()}
-        for spec in present:
-            drift = _drift(
-                spec,
-                replication_factor=replication_factor,
-                metadata=existing[spec.name],
-                configs=by_name[spec.name].result(),
-            )
-            reports[spec.name] = TopicReport(spec.name, "drift" if drift else "ok", drift)
+    reports = {r.name: r for r in _reports_of_existing(admin, present, existing, replication_factor)}
 
     missing = [spec for spec in specs if spec.name not in existing]
-    if missing and create:
+    if not create:
+        reports.update((spec.name, TopicReport(spec.name, "missing")) for spec in missing)
+        return [reports[spec.name] for spec in specs]
+
+    already = []
+    if missing:
         futures = admin.create_topics(
-            [
-                NewTopic(
-                    spec.name,
-                    num_partitions=spec.partitions,
-                    replication_factor=replication_factor,
-                    config=dict(spec.config),
-                )
-                for spec in missing
-            ],
+            [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor,
+                      config=dict(spec.config)) for spec in missing],
             request_timeout=ADMIN_TIMEOUT_S,
         )
-        for name, future in futures.items():
+        for spec in missing:
             try:
-                future.result()
+                futures[spec.name].result()
+                reports[spec.name] = TopicReport(spec.name, "created")
             except KafkaException as exc:
-                # Created meanwhile: by another ensuretopics, or by this request's own retry after
-                # a timeout (seen in CI). Either way it exists now, as asked.
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-            reports[name] = TopicReport(name, "created")
-    else:
-        for spec in missing:
-            reports[spec.name] = TopicReport(spec.name, "missing")
-
+                # It existed though the metadata did not show it yet (created a moment ago), or it
+                # was created meanwhile: by another ensuretopics, or by this request's own retry
+                # after a timeout (seen in CI). Compare it as an existing one.
+                already.append(spec)
+    if already:
+        metadata = _metadata_showing(admin, {spec.name for spec in already})
+        shown = [spec for spec in already if spec.name in metadata]
+        reports.update((r.name, r) for r in _reports_of_existing(admin, shown, metadata, replication_factor))
+        # Still not in the metadata after the wait: it exists (the controller said so), unread.
+        reports.update((spec.name, TopicReport(spec.name, "ok", ["exists; metadata not available yet"]))
+                       for spec in already if spec.name not in metadata)
     return [reports[spec.name] for spec in specs]

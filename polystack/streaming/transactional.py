@@ -208,6 +208,12 @@ class TransactionalRunner(Runner):
     def _process(self, raw_batch: list) -> None:
         self.stats.batches += 1
         self.stats.consumed += len(raw_batch)
+        # The group generation this batch was consumed in. librdkafka rejoins the group in its own
+        # threads: a process frozen past its session timeout that wakes up mid-batch may be a
+        # member again, of a newer generation, by the time it sends its offsets. Sent with that
+        # generation they would be accepted for partitions another member took over and already
+        # processed; sent with this one, the broker refuses them and the batch is aborted.
+        group_metadata = self._consumer.consumer_group_metadata()
         attempt, outage_wait = 0, 0.0
         while not self.stopping or attempt == 0:
             with collector_paused():
@@ -222,7 +228,7 @@ class TransactionalRunner(Runner):
                     return  # stopping: nothing of this batch was committed; it is done again
                 attempt, outage_wait = waited
                 continue
-            if self._commit_batch(batch):
+            if self._commit_batch(batch, group_metadata):
                 self.stats.handled += len(batch.messages) - len(batch.rejected)
                 self.stats.dead_lettered += len(batch.rejected)
             return
@@ -240,7 +246,7 @@ class TransactionalRunner(Runner):
                 batch.rejected.append((Message(raw, None), exc))
         return batch
 
-    def _commit_batch(self, batch: Batch) -> bool:
+    def _commit_batch(self, batch: Batch, group_metadata) -> bool:
         """One transaction for everything the batch did; False when it was aborted (the
         consumer then stands at the last committed offsets, to do the batch again)."""
         producer = self._producer
@@ -259,8 +265,7 @@ class TransactionalRunner(Runner):
                                   on_delivery=self._changelog_delivered)
             offsets = [TopicPartition(topic, partition, offset)
                        for (topic, partition), offset in self._positions().items()]
-            producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(),
-                                                 TRANSACTION_TIMEOUT_S)
+            producer.send_offsets_to_transaction(offsets, group_metadata, TRANSACTION_TIMEOUT_S)
             self._commit_transaction()
         except KafkaException as exc:
             self._on_transaction_error(exc.args[0])
