@@ -25,6 +25,8 @@ KINDS = {
     events.TODO_ASSIGNED: OTHER,
     events.TODO_PRIORITIZED: OTHER,
     events.TODO_SCHEDULED: OTHER,
+    events.TODO_CONFLICT_DETECTED: OTHER,
+    events.TODO_CONFLICT_RESOLVED: OTHER,
 }
 
 # The metrics a window value turns into (analytics_window.metric), with what `dim` holds.

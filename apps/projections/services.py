@@ -143,6 +143,8 @@ def apply_event(row: dict | None, envelope: dict) -> dict:
         # Instants, as a read of the row gives them back (a list of strings is no timestamptz[]).
         row.update(due_date=data["dueDate"], updated_at=data["scheduledAt"],
                    reminder_times=[datetime.fromisoformat(moment) for moment in data["reminderTimes"]])
+    elif event_type in (events.TODO_CONFLICT_DETECTED, events.TODO_CONFLICT_RESOLVED):
+        pass  # a step of the todo's history that changes no field (a resolution's value has its own event)
     else:  # read() lets no unknown type through; this guards a new type without a handler
         raise events.InvalidEventError(f"the projection has no rule for {event_type}")
     return row

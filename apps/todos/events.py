@@ -28,6 +28,11 @@ TODO_DELETED = "TodoDeleted"
 TODO_ASSIGNED = "TodoAssigned"
 TODO_PRIORITIZED = "TodoPrioritized"
 TODO_SCHEDULED = "TodoScheduled"
+# Phase 5: two devices changed one field concurrently under the manual policy (apps.sync), and
+# a user chose the value. They change no field themselves: a resolution's new value comes as
+# the ordinary event of that field (TodoUpdated, ...), right after TodoConflictResolved.
+TODO_CONFLICT_DETECTED = "TodoConflictDetected"
+TODO_CONFLICT_RESOLVED = "TodoConflictResolved"
 
 CURRENT_VERSIONS: dict[str, int] = {
     TODO_CREATED: 3,
@@ -37,6 +42,8 @@ CURRENT_VERSIONS: dict[str, int] = {
     TODO_ASSIGNED: 2,
     TODO_PRIORITIZED: 1,
     TODO_SCHEDULED: 1,
+    TODO_CONFLICT_DETECTED: 1,
+    TODO_CONFLICT_RESOLVED: 1,
 }
 PRIORITIES = ("low", "medium", "high", "urgent")
 # A user id as events carry it: ASCII digits that fit a bigint (str.isdigit() accepts "²"),
@@ -51,6 +58,8 @@ CATEGORIES: dict[str, str] = {
     TODO_ASSIGNED: "assignment",
     TODO_PRIORITIZED: "priority",
     TODO_SCHEDULED: "schedule",
+    TODO_CONFLICT_DETECTED: "conflict",
+    TODO_CONFLICT_RESOLVED: "conflict",
 }
 DEFAULT_PRIORITY = "medium"
 # Data keys that hold a moment besides those ending in "At" (check_moments).

@@ -73,6 +73,11 @@ class TodoState(models.Model):
     # set it. The scheduler fires a reminder only if the schedule that armed it is still this one.
     due_date = models.DateTimeField(null=True, blank=True)
     schedule_version = models.PositiveIntegerField(default=0)
+    priority = models.CharField(max_length=10, default="medium")
+    # Who last changed each field, and when (Phase 5: a device's concurrent edit is told from a
+    # sequential one by these): {"title": {"version": 7, "hlc": "<ms>:<counter>", "device":
+    # "<uuid>" or null for the REST API}, ...}. Fields never changed since creation have none.
+    field_clocks = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name = "todo (write-side state)"

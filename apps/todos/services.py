@@ -51,11 +51,49 @@ class TodoConflictError(TodoError):
     """The todo's state forbids the command (e.g. it is deleted)."""
 
 
+class TodoDeletedError(TodoConflictError):
+    """The todo is deleted: no command changes it any more."""
+
+
 class VersionConflictError(TodoConflictError):
     def __init__(self, *, expected: int, current: int):
         super().__init__(f"expected version {expected}, but the todo is at version {current}")
         self.expected = expected
         self.current = current
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The device mutation a command comes from (apps.sync): named in its events' metadata, and
+    in the field clocks of the fields it changed."""
+
+    device_id: uuid.UUID
+    mutation_id: int
+    hlc: str  # the device's hybrid logical clock: "<wall ms>:<counter>"
+
+
+def server_hlc(now: datetime) -> str:
+    """The clock of a change made without a device (the REST API): the server's wall time."""
+    return f"{int(now.timestamp() * 1000)}:0"
+
+
+# The fields a device edits, by their name in the todo document, and TodoState's attribute.
+CLOCKED_FIELDS = {"title": "title", "description": "description", "priority": "priority", "completed": "completed",
+                  "assignedTo": "assigned_to_id", "dueDate": "due_date", "deleted": "deleted"}
+
+
+def clocked_values(state: TodoState) -> dict:
+    return {name: getattr(state, attribute) for name, attribute in CLOCKED_FIELDS.items()}
+
+
+def _stamp_clocks(state: TodoState, before: dict, *, origin: Origin | None, now: datetime) -> None:
+    """Note who changed which fields, at the todo's new version."""
+    after = clocked_values(state)
+    changed = [name for name, value in after.items() if value != before[name]]
+    if changed:
+        clock = {"version": state.version, "hlc": origin.hlc if origin else server_hlc(now),
+                 "device": str(origin.device_id) if origin else None}
+        state.field_clocks = {**state.field_clocks, **dict.fromkeys(changed, clock)}
 
 
 @dataclass
@@ -78,7 +116,7 @@ def _share_a_team(user_id: int, other_id: int) -> bool:
 
 
 def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, correlation_id: str,
-             now: datetime, members: set[int], also_affected: tuple = ()) -> dict:
+             now: datetime, members: set[int], also_affected: tuple = (), origin: Origin | None = None) -> dict:
     """Move the todo's state to its next version and return the event that records the step.
     Its metadata names everyone who may see the todo (owner, assignee, the team's `members`, and
     `also_affected`, e.g. a former assignee): the realtime and notification consumers route by
@@ -104,6 +142,8 @@ def _advance(*, state: TodoState, actor_id: int, event_type: str, data: dict, co
             **({"formerUsers": [str(user_id) for user_id in sorted(former)]} if former else {}),
             "category": events.CATEGORIES[event_type],
             "actorId": str(actor_id),
+            **({"origin": {"deviceId": str(origin.device_id), "mutationId": origin.mutation_id, "hlc": origin.hlc}}
+               if origin else {}),
         },
     )
     return envelope
@@ -148,7 +188,7 @@ def _append(envelope: dict) -> dict:
     return envelope
 
 
-def _load_for_command(
+def load_for_command(
     *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None, assignee_may: bool = False
 ) -> tuple[TodoState, set[int]]:
     """Lock the todo's state for this transaction and check who may do what to it: its
@@ -170,7 +210,7 @@ def authorize(*, actor_id: int, todo_id: uuid.UUID, state: TodoState | None, mem
                                              team_members=members):
         raise TodoNotFoundError(f"todo {todo_id} not found")
     if state.deleted:
-        raise TodoConflictError("the todo is deleted")
+        raise TodoDeletedError("the todo is deleted")
     if state.owner_id != actor_id and not (assignee_may and state.assigned_to_id == actor_id):
         raise TodoForbiddenError("only the todo's owner may do this")
     if expected_version is not None and expected_version != state.version:
@@ -187,16 +227,20 @@ def todo_create(
     due_date: datetime | None = None,
     reminder_times: list[datetime] | None = None,
     team_id: uuid.UUID | None = None,
+    todo_id: uuid.UUID | None = None,
+    origin: Origin | None = None,
     correlation_id: str,
 ) -> CommandResult:
+    """A new todo; `todo_id` when its creator chose the id (a device creating it offline)."""
     members = _team_members(team_id)
     if team_id is not None and actor.pk not in members:
         raise TodoInvalidError("teamId", "not a team you are a member of")
     now = timezone.now()
     state = TodoState(owner_id=actor.pk, version=0, title=title, description=description, created_at=now,
-                      team_id=team_id)
+                      team_id=team_id, priority=priority, **({"id": todo_id} if todo_id else {}))
     envelope = _advance(
         state=state,
+        origin=origin,
         actor_id=actor.pk,
         members=members,
         event_type=events.TODO_CREATED,
@@ -216,7 +260,7 @@ def todo_create(
     if due_date is not None or reminder_times:  # the reminders of a due date set at creation
         emitted.append(_advance(state=state, actor_id=actor.pk, members=members, event_type=events.TODO_SCHEDULED,
                                 data=schedule_data(due_date, reminder_times, now), correlation_id=correlation_id,
-                                now=now))
+                                now=now, origin=origin))
         state.due_date, state.schedule_version = due_date, state.version
     state.save(force_insert=True)  # the transaction's first write comes before its outbox rows
     for event in emitted:
@@ -224,21 +268,24 @@ def todo_create(
     return CommandResult(state.id, state.version, emitted)
 
 
-def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False) -> CommandResult:
+def _command(*, actor, todo_id, expected_version, correlation_id, decide, assignee_may=False,
+             origin: Origin | None = None) -> CommandResult:
     """Run `decide(state, now, members) -> [(event_type, data), ...]` under the todo's lock;
     emit the events. Whoever was affected before the command stays affected by its events (a former
     assignee sees the todo go)."""
     with transaction.atomic():
-        state, members = _load_for_command(
+        state, members = load_for_command(
             actor=actor, todo_id=todo_id, expected_version=expected_version, assignee_may=assignee_may
         )
         before = (state.assigned_to_id,)
+        values = clocked_values(state)
         now = timezone.now()
         emitted = [
-            _append(_advance(state=state, actor_id=actor.pk, event_type=event_type, data=data,
+            _append(_advance(state=state, actor_id=actor.pk, event_type=event_type, data=data, origin=origin,
                                 correlation_id=correlation_id, now=now, members=members, also_affected=before))
             for event_type, data in decide(state, now, members)
         ]
+        _stamp_clocks(state, values, origin=origin, now=now)
         state.save()
         return CommandResult(state.id, state.version, emitted)
 
@@ -250,6 +297,7 @@ def todo_update(
     title: str | None = None,
     description: str | None = None,
     expected_version: int | None = None,
+    origin: Origin | None = None,
     correlation_id: str,
 ) -> CommandResult:
     """Change title and/or description; the event carries both new values."""
@@ -261,11 +309,12 @@ def todo_update(
         return [(events.TODO_UPDATED, data)]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
-                    correlation_id=correlation_id, decide=decide)
+                    correlation_id=correlation_id, decide=decide, origin=origin)
 
 
 def todo_complete(
-    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
+    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, origin: Origin | None = None,
+    correlation_id: str,
 ) -> CommandResult:
     def decide(state, now, members):
         if state.completed:
@@ -274,18 +323,19 @@ def todo_complete(
         return [(events.TODO_COMPLETED, {"completedAt": events.iso(now)})]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
-                    correlation_id=correlation_id, decide=decide, assignee_may=True)
+                    correlation_id=correlation_id, decide=decide, origin=origin, assignee_may=True)
 
 
 def todo_delete(
-    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, correlation_id: str
+    *, actor: AbstractBaseUser, todo_id: uuid.UUID, expected_version: int | None = None, origin: Origin | None = None,
+    correlation_id: str,
 ) -> CommandResult:
     def decide(state, now, members):
         state.deleted = True
         return [(events.TODO_DELETED, {"deletedAt": events.iso(now)})]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
-                    correlation_id=correlation_id, decide=decide)
+                    correlation_id=correlation_id, decide=decide, origin=origin)
 
 
 def todo_assign(
@@ -294,6 +344,7 @@ def todo_assign(
     todo_id: uuid.UUID,
     assignee: AbstractBaseUser,
     expected_version: int | None = None,
+    origin: Origin | None = None,
     correlation_id: str,
 ) -> CommandResult:
     def decide(state, now, members):
@@ -305,7 +356,7 @@ def todo_assign(
         return [(events.TODO_ASSIGNED, {"assignedTo": str(assignee.pk), "assignedAt": events.iso(now)})]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
-                    correlation_id=correlation_id, decide=decide)
+                    correlation_id=correlation_id, decide=decide, origin=origin)
 
 
 def todo_prioritize(
@@ -314,13 +365,41 @@ def todo_prioritize(
     todo_id: uuid.UUID,
     priority: str,
     expected_version: int | None = None,
+    origin: Origin | None = None,
     correlation_id: str,
 ) -> CommandResult:
     def decide(state, now, members):
+        state.priority = priority
         return [(events.TODO_PRIORITIZED, {"priority": priority, "prioritizedAt": events.iso(now)})]
 
     return _command(actor=actor, todo_id=todo_id, expected_version=expected_version,
-                    correlation_id=correlation_id, decide=decide)
+                    correlation_id=correlation_id, decide=decide, origin=origin)
+
+
+def todo_conflict_detected(*, actor: AbstractBaseUser, todo_id: uuid.UUID, conflict: dict, origin: Origin,
+                           correlation_id: str) -> CommandResult:
+    """Record on the todo that a device's change of a field met a concurrent one and was not
+    applied (its user's policy is manual): TodoConflictDetected, with both values (`conflict`:
+    the event's data but todoId and detectedAt). The todo's fields do not change."""
+
+    def decide(state, now, members):
+        return [(events.TODO_CONFLICT_DETECTED, {**conflict, "detectedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=None, correlation_id=correlation_id,
+                    decide=decide, origin=origin, assignee_may=True)
+
+
+def todo_conflict_resolved(*, actor: AbstractBaseUser, todo_id: uuid.UUID, conflict_id: uuid.UUID, field: str,
+                           value, correlation_id: str) -> CommandResult:
+    """A user chose `value` for a conflicting field: TodoConflictResolved. The value itself is
+    set by the field's own command, which the caller runs next in the same transaction."""
+
+    def decide(state, now, members):
+        return [(events.TODO_CONFLICT_RESOLVED, {"conflictId": str(conflict_id), "field": field, "value": value,
+                                                 "resolvedAt": events.iso(now)})]
+
+    return _command(actor=actor, todo_id=todo_id, expected_version=None, correlation_id=correlation_id,
+                    decide=decide, assignee_may=True)
 
 
 def schedule_data(due_date: datetime | None, reminder_times: list[datetime] | None, now: datetime) -> dict:
@@ -384,7 +463,7 @@ def todo_snooze(*, actor: AbstractBaseUser, todo_id: uuid.UUID, until: datetime,
     but its lock is taken: a snooze and a reschedule are decided one after the other, and the
     snooze names the schedule it belongs to (a later schedule replaces it)."""
     with transaction.atomic():
-        state, _ = _load_for_command(actor=actor, todo_id=todo_id, expected_version=None)
+        state, _ = load_for_command(actor=actor, todo_id=todo_id, expected_version=None)
         now = timezone.now()
         if state.completed:
             raise TodoConflictError("the todo is completed: it has nothing left to be reminded of")

@@ -23,22 +23,8 @@ from apps.projections import selectors
 from apps.projections.api.serializers import TodoSerializer
 from apps.todos import services
 from apps.todos.api import serializers as s
+from apps.todos.api.errors import error_response
 from polystack.api import correlation_id
-
-# How each command error answers, most specific first (a subclass answers as its nearest base
-# here; a VersionConflictError also names the current version).
-ERROR_STATUS: tuple[tuple[type[services.TodoError], int], ...] = (
-    (services.TodoNotFoundError, status.HTTP_404_NOT_FOUND),
-    (services.TodoForbiddenError, status.HTTP_403_FORBIDDEN),
-    (services.TodoInvalidError, status.HTTP_400_BAD_REQUEST),
-    (services.TodoConflictError, status.HTTP_409_CONFLICT),
-    (services.TodoError, status.HTTP_400_BAD_REQUEST),
-)
-
-
-def error_status(exc: services.TodoError) -> int:
-    return next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
-
 
 class TodoPagination(PageNumberPagination):
     page_size = 50
@@ -59,7 +45,7 @@ class TodoViewSet(viewsets.ViewSet):
         try:
             result = command(actor=request.user, correlation_id=cid, **arguments)
         except services.TodoError as exc:
-            return self._error(exc, cid)
+            return error_response(exc, cid)
         headers = {"X-Correlation-ID": cid, "Location": self._todo_url(request, result.todo_id)}
         todo = selectors.todo_wait_for_version(
             todo_id=result.todo_id, version=result.version, timeout_s=settings.READ_YOUR_WRITES_TIMEOUT_S,
@@ -72,15 +58,6 @@ class TodoViewSet(viewsets.ViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
         return Response(TodoSerializer(todo).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
                         headers=headers)
-
-    @staticmethod
-    def _error(exc: services.TodoError, cid: str) -> Response:
-        body = {"detail": str(exc)}
-        if isinstance(exc, services.TodoInvalidError):
-            body = {exc.field: [str(exc)]}  # shaped like a field error of the serializer
-        if isinstance(exc, services.VersionConflictError):
-            body["currentVersion"] = exc.current
-        return Response(body, status=error_status(exc), headers={"X-Correlation-ID": cid})
 
     @staticmethod
     def _valid(serializer_class, request: Request) -> dict:
@@ -178,7 +155,7 @@ class TodoViewSet(viewsets.ViewSet):
         try:
             result = services.todo_snooze(actor=request.user, todo_id=uuid.UUID(pk), until=until, correlation_id=cid)
         except services.TodoError as exc:
-            return self._error(exc, cid)
+            return error_response(exc, cid)
         body = s.SnoozedSerializer({"todoId": result.todo_id, "snoozeUntil": result.snooze_until}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"X-Correlation-ID": cid})
 

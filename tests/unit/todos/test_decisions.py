@@ -7,7 +7,7 @@ from rest_framework import status
 
 from apps.todos import services
 from apps.todos.models import TodoState
-from apps.web.api.todos import error_status
+from apps.todos.api.errors import error_status
 
 TODO = uuid.uuid4()
 
