@@ -40,19 +40,32 @@ DOCUMENT_FIELDS = (("id", "id"), ("title", "title"), ("description", "descriptio
                    ("version", "version"))
 
 
+MAX_OPEN_CONFLICTS = 50  # per todo, the newest: a flood of forged events cannot grow the state without end
+
+
 def document(row: dict) -> dict:
-    """A todo as devices hold it: the REST API's shape (camelCase, ids as strings)."""
+    """A todo as devices hold it: the REST API's shape (camelCase, ids as strings), and its open
+    conflicts, so that every device shows both values of each."""
     doc = {name: row[column] for name, column in DOCUMENT_FIELDS}
     doc["assignedTo"] = None if row["assigned_to"] is None else str(row["assigned_to"])
     doc["userId"] = str(row["user_id"])
+    doc["conflicts"] = row.get("conflicts", [])
     return doc
 
 
 def fold(row: dict | None, envelope: dict) -> dict:
-    """The todo's row after `envelope`, as the state store keeps it (JSON: instants as text)."""
+    """The todo's row after `envelope`, as the state store keeps it (JSON: instants as text):
+    the projection's fold, and the open conflicts."""
     after = apply_event(row, envelope)
     after["reminder_times"] = [events.iso(moment) if isinstance(moment, datetime) else moment
                                for moment in after["reminder_times"]]
+    data = envelope["data"]
+    if envelope["eventType"] == events.TODO_CONFLICT_DETECTED:
+        conflict = {key: data[key] for key in ("conflictId", "field", "baseValue", "localValue", "remoteValue")}
+        others = [c for c in after.get("conflicts", []) if c["conflictId"] != conflict["conflictId"]]  # updated
+        after["conflicts"] = [*others, conflict][-MAX_OPEN_CONFLICTS:]
+    elif envelope["eventType"] == events.TODO_CONFLICT_RESOLVED:
+        after["conflicts"] = [c for c in after.get("conflicts", []) if c["conflictId"] != data["conflictId"]]
     return after
 
 

@@ -10,6 +10,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from apps.sync.conflicts import LWW, POLICIES
+
 
 class Device(models.Model):
     """A client of one user (a browser, the terminal client, an app) with its sync position."""
@@ -88,3 +90,43 @@ class SyncUser(models.Model):
     # Raised when what the user may see changed without an event (they left a team): devices
     # behind it take a snapshot.
     epoch = models.PositiveIntegerField(default=0)
+
+
+class SyncSettings(models.Model):
+    """A user's sync choices: how concurrent edits of the same field of their todos end
+    (apps.sync.conflicts). The todo's owner's choice holds for everyone who edits it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE,
+                                related_name="sync_settings")
+    conflict_policy = models.CharField(max_length=10, choices=POLICIES, default=LWW)
+
+    class Meta:
+        verbose_name_plural = "sync settings"
+
+
+class Conflict(models.Model):
+    """Two concurrent changes of one field under the manual policy: the todo kept the server's
+    value (`remote_value`); a person who may change the field picks one, or a third."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    todo_id = models.UUIDField(db_index=True)
+    field = models.CharField(max_length=20)
+    base_version = models.PositiveIntegerField()
+    base_value = models.JSONField(null=True)  # None: not known (the device's base is no longer held)
+    local_value = models.JSONField(null=True)  # the pushing device's
+    remote_value = models.JSONField(null=True)  # the todo's, kept
+    local_device = models.ForeignKey(Device, null=True, on_delete=models.SET_NULL, related_name="+")
+    remote_device_id = models.UUIDField(null=True)  # None: a change made without a device
+    detected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    resolution = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["todo_id", "resolved_at"], name="sync_conflict_open")]
+
+    def __str__(self) -> str:
+        return f"{self.field} of {self.todo_id}"

@@ -15,6 +15,10 @@ TODO_FIELDS = {"id": str, "title": str, "description": str, "priority": str, "co
                "completedAt": (str, type(None)), "assignedTo": (str, type(None)), "userId": str,
                "dueDate": (str, type(None)), "reminderTimes": list, "teamId": (str, type(None)),
                "createdAt": str, "updatedAt": str, "version": int}
+# A todo's open conflicts (apps.sync.coordinator): records written before them have none.
+CONFLICT_FIELDS = {"conflictId", "field", "baseValue", "localValue", "remoteValue"}
+CONFLICT_VALUE = (str, bool, type(None))
+MAX_CONFLICTS = 50
 
 
 class BadSyncRecordError(NonRetriableError):
@@ -66,8 +70,8 @@ def parse(key: bytes | None, value: bytes | None, partition: int, offset: int) -
 
 
 def _check_todo(todo, envelope: dict) -> None:
-    if not isinstance(todo, dict) or set(todo) != set(TODO_FIELDS):
-        raise BadSyncRecordError(f"a todo has {', '.join(TODO_FIELDS)}")
+    if not isinstance(todo, dict) or set(todo) - {"conflicts"} != set(TODO_FIELDS):
+        raise BadSyncRecordError(f"a todo has {', '.join(TODO_FIELDS)} (and conflicts)")
     for name, kind in TODO_FIELDS.items():
         if not isinstance(todo[name], kind) or (kind is int and type(todo[name]) is not int):
             raise BadSyncRecordError(f"the todo's {name} is not a {kind}")
@@ -77,3 +81,19 @@ def _check_todo(todo, envelope: dict) -> None:
         raise BadSyncRecordError("the todo's reminderTimes are not instants")
     if len(todo["title"]) > 200 or len(todo["description"]) > 10_000 or len(todo["reminderTimes"]) > 10:
         raise BadSyncRecordError("the todo's fields are longer than a todo's")
+    _check_conflicts(todo.get("conflicts", []))
+
+
+def _check_conflicts(conflicts) -> None:
+    if not isinstance(conflicts, list) or len(conflicts) > MAX_CONFLICTS:
+        raise BadSyncRecordError(f"the todo's conflicts are a list of at most {MAX_CONFLICTS}")
+    for conflict in conflicts:
+        if not isinstance(conflict, dict) or set(conflict) != CONFLICT_FIELDS:
+            raise BadSyncRecordError(f"a conflict has {', '.join(sorted(CONFLICT_FIELDS))}")
+        if not isinstance(conflict["conflictId"], str) or not isinstance(conflict["field"], str):
+            raise BadSyncRecordError("a conflict's id and field are text")
+        values = [conflict[key] for key in ("baseValue", "localValue", "remoteValue")]
+        if len(conflict["conflictId"]) > 36 or len(conflict["field"]) > 20 or not all(
+                isinstance(value, CONFLICT_VALUE) and (not isinstance(value, str) or len(value) <= 10_000)
+                for value in values):
+            raise BadSyncRecordError("a conflict's values are text, true/false or null, as a field holds")

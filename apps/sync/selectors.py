@@ -7,8 +7,9 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.sync.models import Device, SyncRecord, SyncTodo, SyncUser
-from apps.todos.models import Team
+from apps.sync.models import Conflict, Device, SyncRecord, SyncTodo, SyncUser
+from apps.todos.audience import may_see_q
+from apps.todos.models import Team, TodoState
 
 PAGE = 1000  # records per read of a catch-up
 ONLINE_WITHIN = timedelta(seconds=90)  # a socket refreshes its device's last_seen_at more often
@@ -32,6 +33,22 @@ class Snapshot:
 
 def device_list(*, user_id: int) -> list[Device]:
     return list(Device.objects.filter(user_id=user_id))
+
+
+def conflicts_of(*, user_id: int, open_only: bool = True, todo_id: uuid.UUID | None = None) -> list[Conflict]:
+    """The conflicts of the todos the user may see now (open ones: not resolved yet)."""
+    visible = TodoState.objects.filter(may_see_q(user_id, owner="owner", assignee="assigned_to", team="team"))
+    if todo_id is not None:
+        visible = visible.filter(id=todo_id)
+    conflicts = Conflict.objects.filter(todo_id__in=visible.values("id"))
+    return list(conflicts.filter(resolved_at__isnull=True) if open_only else conflicts[:1000])
+
+
+def conflict_get(*, user_id: int, conflict_id: uuid.UUID) -> Conflict | None:
+    conflict = Conflict.objects.filter(id=conflict_id).first()
+    if conflict is None or not conflicts_of(user_id=user_id, open_only=False, todo_id=conflict.todo_id):
+        return None
+    return conflict
 
 
 def device_get(*, user_id: int, device_id: uuid.UUID) -> Device | None:

@@ -84,6 +84,11 @@ def device_acknowledge(*, device_id: uuid.UUID, partition: int | None, offset: i
                                                last_seen_at=timezone.now())
 
 
+def device_last_mutation(*, device_id: uuid.UUID) -> int:
+    """The id of the device's last mutation applied (0: none)."""
+    return Device.objects.filter(id=device_id).values_list("last_mutation_id", flat=True).first() or 0
+
+
 def device_reset(*, device_id: uuid.UUID, partition: int | None, epoch: int) -> None:
     """The device was sent a snapshot of its user's stream at this partition and epoch."""
     Device.objects.filter(id=device_id).update(acked_partition=partition, epoch=epoch)

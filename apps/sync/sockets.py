@@ -8,6 +8,7 @@ Connect with `?token=<DRF token>` (a native client: no Origin needed) or the ses
     {"type": "hello", "deviceId": "<uuid>", "lastOffset": <int, -1 for nothing yet>}
     {"type": "ack", "offset": <int>}        everything up to here is stored on the device (stored
                                             on the server at most once a second, and at close)
+    {"type": "push", "mutations": [<mutation>, ...]}    at most MAX_PUSH; see below
     {"type": "ping"}
   server → client
     {"type": "snapshot", "offset": o, "todos": [<todo>, ...], "more": bool}
@@ -20,9 +21,22 @@ Connect with `?token=<DRF token>` (a native client: no Origin needed) or the ses
     {"type": "record", "offset": o, "record": {"visible": bool, "todo": <todo>|null, "event": <envelope>, ...}}
         apply: when todo.version is newer than the local copy's, replace it; not visible (or
         todo null: deleted), remove it. Offsets only grow.
-    {"type": "ready", "offset": o}          caught up to o; live records follow
+    {"type": "ready", "offset": o, "lastMutationId": n}   caught up to o; live records follow. n:
+                                            the device's last mutation applied (resend those after it)
+    {"type": "pushed", "lastMutationId": n, "results": [<result>, ...], "refused": "..."}
+        the result of each mutation of a push, in order; "refused" (with no result for the
+        rest) when the push could not go on: a gap (resend from n + 1), or a bad frame
     {"type": "error", "error": "..."}       a bad frame; the socket stays open
     {"type": "pong"}
+
+A mutation: {"id": n, "name": "create"|"update"|"complete"|"delete", "todoId": "<uuid>",
+"baseVersion": <the todo's version the device had; 0 for one it created>, "hlc": "<wall ms>:<counter>",
+"args": {...}} — create: {title, description?, priority?, teamId?}; update: any of {title,
+description, priority, assignedTo}. Ids count up from the device's lastMutationId + 1; each
+applies exactly once (a duplicate is answered "duplicate"). A result: {"id": n, "todoId",
+"status": "applied"|"duplicate"|"rejected", "version", "applied": [fields], "lost": {field:
+the value kept instead}, "conflicts": [{conflictId, field, localValue, remoteValue}], "error"}.
+What was applied comes back as records, like every change (apps.sync.mutations).
 
 A todo has the REST API's shape (id, title, description, priority, completed, completedAt,
 assignedTo, userId, dueDate, reminderTimes, teamId, createdAt, updatedAt, version).
@@ -35,7 +49,8 @@ import json
 import logging
 import uuid
 
-from apps.sync import selectors, services
+from apps.sync import mutations, selectors, services
+from apps.sync.api.serializers import MAX_MUTATION_ID, MutationSerializer
 from apps.sync.models import Device
 from polystack.sockets import UserSocket, off_thread
 
@@ -47,9 +62,13 @@ HELLO_TIMEOUT_S = 10.0
 HEARTBEAT_S = 30.0
 ACK_EVERY_S = 1.0
 SNAPSHOT_PART = 500  # todos per snapshot frame
+MAX_PUSH = 100  # mutations per push frame
+MAX_PUSH_BYTES = 256 * 1024  # a push of long descriptions; every other frame stays small
 
 
 class SyncSocket(UserSocket):
+    max_frame_bytes = MAX_PUSH_BYTES
+
     def before_join(self) -> None:
         self.device: Device | None = None
         self.partition: int | None = None  # the user's partition of device-sync-events
@@ -101,8 +120,37 @@ class SyncSocket(UserSocket):
             self.acked = offset
             if self.ack_writer is None or self.ack_writer.done():  # at most one write per ACK_EVERY_S
                 self.ack_writer = asyncio.create_task(self._write_ack(after=ACK_EVERY_S))
+        elif kind == "push":
+            await self._push(frame)
         else:
             await self.error(f"unknown frame type {str(kind)[:40]!r}")
+
+    async def _push(self, frame: dict) -> None:
+        batch = frame.get("mutations")
+        if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_PUSH:
+            return await self.error(f"push: mutations must be a list of 1 to {MAX_PUSH}")
+        results, refused = [], None
+        for raw in batch:
+            number = raw.get("id") if isinstance(raw, dict) else None
+            if type(number) is not int or not 1 <= number <= MAX_MUTATION_ID:
+                refused = "a mutation without an id (an integer from 1): the rest of the push is not applied"
+                break
+            checked = MutationSerializer(data=raw)
+            valid = checked.is_valid()
+            try:
+                result = await off_thread(mutations.mutation_apply)(
+                    user=self.scope["user"], device_id=self.device.id, number=number,
+                    mutation=checked.validated_data if valid else None, invalid=None if valid else checked.errors)
+            except mutations.MutationGapError as exc:
+                refused = str(exc)
+                break
+            except mutations.DeviceGoneError:
+                await self.close(code=NO_DEVICE)
+                return
+            results.append(result)
+        last = await off_thread(services.device_last_mutation)(device_id=self.device.id)
+        await self.send(text_data=json.dumps({"type": "pushed", "lastMutationId": last, "results": results,
+                                              **({"refused": refused} if refused else {})}))
 
     async def _hello(self, frame: dict) -> None:
         if self.device is not None:
@@ -135,7 +183,8 @@ class SyncSocket(UserSocket):
         else:
             self.partition, self.sent = head.partition, last
             await self._send_after(head.offset)
-        await self.send(text_data=json.dumps({"type": "ready", "offset": self.sent}))
+        last_mutation = await off_thread(services.device_last_mutation)(device_id=self.device.id)
+        await self.send(text_data=json.dumps({"type": "ready", "offset": self.sent, "lastMutationId": last_mutation}))
         while self.reset_asked:
             self.reset_asked = False
             await self._reset()

@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.analytics.api.views import AnalyticsViewSet
 from apps.notifications.api.views import NotificationViewSet
-from apps.sync.api.views import DeviceViewSet
+from apps.sync.api.views import ConflictViewSet, DeviceViewSet, SyncSettingsView
 from apps.todos.api.teams import InvitationViewSet, TeamViewSet
 from apps.web import pages
 from apps.web.api.todos import TodoViewSet
@@ -23,6 +23,7 @@ router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("analytics", AnalyticsViewSet, basename="analytics")
 router.register("devices", DeviceViewSet, basename="device")
+router.register("conflicts", ConflictViewSet, basename="conflict")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/todos/", permanent=False)),
@@ -35,6 +36,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="auth-token"),
+    path("api/sync/settings/", SyncSettingsView.as_view(), name="sync-settings"),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
