@@ -105,7 +105,16 @@ def sync(roles, tmp_path, request):
     for log in started.logs:
         log.close()
     if failed(request.node):
-        for path in sorted(tmp_path.glob("sync*.log")):
+        for path in sorted([*tmp_path.glob("sync*.log"), *tmp_path.glob("sink*.log")]):
             print(f"----- {path.name} (last 4,000 characters) -----\n{path.read_text()[-4000:]}", file=sys.stderr)
     admin = kafka.admin_client()  # the coordinator's changelog topic is named after its group
     helpers.delete_topics(name for name in admin.list_topics(timeout=10).topics if started.group in name)
+
+
+@pytest.fixture
+def synced(web, sync, roles):
+    """The whole sync path running: web, relay, coordinator, sink. The web's base URL."""
+    roles("runrelay")
+    sync.coordinator()
+    sync.sink()
+    return web

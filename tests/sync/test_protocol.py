@@ -2,7 +2,6 @@
 device starts from a snapshot, then follows live; a device that was away resumes from its
 offset with exactly what it missed; positions that cannot be continued get a snapshot, never a
 gap; devices are a user's own."""
-import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -13,14 +12,6 @@ from tests.faults import CuttableProxy
 from tests.helpers import free_port
 from tests.realtime.test_sockets import closed_with, token
 from tests.sync.device import Device as DeviceSocket
-
-
-@pytest.fixture
-def synced(web, sync, roles):
-    roles("runrelay")
-    sync.coordinator()
-    sync.sink()
-    return web
 
 
 def register(client, name: str = "laptop", platform: str = "cli") -> str:
