@@ -162,3 +162,38 @@ def test_a_conflict_reaches_every_device_and_is_resolved_through_the_api(synced,
     again = client.post(f"/api/conflicts/{conflict['conflictId']}/resolve/", {"value": "x"}, format="json")
     assert again.status_code == 409
     assert Conflict.objects.get().resolved_by_id == alice.pk
+
+
+def test_bad_pushes_are_answered_and_the_socket_goes_on(synced, user_factory):
+    alice = user_factory()
+    device = DeviceSocket(synced, token=token(alice), device_id=register(helpers.api_client(alice)))
+    device.ready()
+    todo = device.queue.change("create", title="fine")["todoId"]
+    far = "99999999999999:0"
+    for frame, says in [
+        ({"type": "push"}, "mutations must be a list"),
+        ({"type": "push", "mutations": []}, "mutations must be a list"),
+        ({"type": "push", "mutations": [{"id": 1}] * 101}, "mutations must be a list"),
+    ]:
+        device.send(frame)
+        assert says in device.read_until(lambda f: f["type"] == "error", what="an error")["error"]
+    for mutations, refused in [
+        (["not a mutation"], "without an id"), ([{"id": True}], "without an id"), ([{"id": 2**63}], "without an id"),
+        ([{"id": 5, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "gap"}}], "resend from 1"),
+    ]:
+        device.send({"type": "push", "mutations": mutations})
+        answer = device.read_until(lambda f: f["type"] == "pushed", what="pushed")
+        assert refused in answer["refused"] and answer["lastMutationId"] == 0 and answer["results"] == []
+    device.send({"type": "push", "mutations": [
+        {"id": 1, "name": "create", "todoId": todo, "hlc": far, "args": {"title": "from the future"}},
+        {"id": 2, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "nul\x00in it"}},
+        {"id": 3, "name": "explode", "todoId": todo, "hlc": "1:0"},
+        {"id": 4, "name": "update", "todoId": todo, "hlc": "1:0", "args": {"title": "x", "owner": 1}},
+        {"id": 5, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "at last"}},
+    ]})
+    answer = device.read_until(lambda f: f["type"] == "pushed", what="pushed")
+    assert [r["status"] for r in answer["results"]] == ["rejected"] * 4 + ["applied"]
+    assert "ahead" in answer["results"][0]["error"] and answer["lastMutationId"] == 5
+    assert TodoState.objects.get(id=todo).title == "at last"
+    device.send({"type": "ping"})
+    device.read_until(lambda f: f["type"] == "pong", what="the socket still serving")
