@@ -9,6 +9,12 @@
   Rounds alternate the two. Target: exactly once / at least once >= 0.6.
 - Catch-up: a device that missed CATCHUP records reconnects to /ws/sync/ (daphne, its own
   process) and reads from its hello to `ready`: p50/p99 over ROUNDS reconnects.
+- Mutation round trip, with the whole path running as processes (web, relay, coordinator,
+  sink): a device pushes one edit and times its answer (`pushed`: applied in the database), its
+  own record coming back, and the record reaching the user's other device; ROUND_TRIPS of them
+  while WRITERS devices of other users push edits as fast as they are answered (concurrent
+  writers). The baseline of the answer is the same command called in this process
+  (apps.todos.services.todo_update): what the socket, the mutation bookkeeping and the merge add.
 """
 import json
 import os
@@ -39,6 +45,8 @@ ROUNDS = 3
 BATCH_SIZES = (10, 100, 500, 2000, 5000)
 CATCHUP = 10_000
 CATCHUP_ROUNDS = 20
+ROUND_TRIPS = 200
+WRITERS = 4
 
 
 def _events() -> list[dict]:
@@ -180,5 +188,110 @@ def run() -> None:
     print(f"  {'device catching up ' + format(CATCHUP, ',') + ' missed records':<52} "
           f"p50 {percentile_ms(took, 0.5):,.0f} ms, p99 {percentile_ms(took, 0.99):,.0f} ms "
           f"({CATCHUP_ROUNDS} reconnects, hello to ready)", flush=True)
-    print("  mutation round trip: not measured yet (device mutations are not built yet)", flush=True)
+    round_trip()
+
+
+def _device(user, name: str) -> tuple[str, str]:
+    from rest_framework.authtoken.models import Token
+
+    return str(Device.objects.create(user=user, name=name, platform="cli").id), Token.objects.get_or_create(
+        user=user)[0].key
+
+
+def round_trip() -> None:
+    """A pushed edit: answered, back on its device, on the user's other device (p50/p99), under
+    WRITERS concurrent writers; the answer against the command called directly."""
+    import threading
+
+    from websockets.sync.client import connect
+
+    from apps.sync.client.queue import Queue
+    from apps.todos import services
+
+    User = get_user_model()
+    alice = User.objects.get_or_create(username="bench-sync-rt")[0]
+    todo = services.todo_create(actor=alice, title="round trip", correlation_id="bench").todo_id
+    direct = []
+    for n in range(ROUND_TRIPS):
+        started = time.perf_counter()
+        services.todo_update(actor=alice, todo_id=todo, title=f"direct {n}", correlation_id="bench")
+        direct.append(time.perf_counter() - started)
+    port = free_port()
+    group = uuid.uuid4().hex[:8]
+    roles = [
+        start_role("rt-web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "apps.web.asgi:application"),
+        start_role("rt-relay", "manage.py", "runrelay"),
+        start_role("rt-sync", "manage.py", "runconsumer", "sync", "--group-id", f"bench-rt-{group}",
+                   "--state-dir", tempfile.mkdtemp(prefix="bench-rt-")),
+        start_role("rt-sink", "manage.py", "runconsumer", "sync-sink", "--group-id", f"bench-rt-sink-{group}"),
+    ]
+    stop = threading.Event()
+    writes = [0]
+
+    def writer(n: int) -> None:
+        user = User.objects.get_or_create(username=f"bench-sync-writer-{n}")[0]
+        mine = services.todo_create(actor=user, title="writer", correlation_id="bench").todo_id
+        device_id, key = _device(user, f"writer-{n}")
+        queue = Queue()
+        with connect(f"ws://127.0.0.1:{port}/ws/sync/?token={key}", max_size=None) as ws:
+            ws.send(json.dumps({"type": "hello", "deviceId": device_id, "lastOffset": -1}))
+            while not stop.is_set():
+                queue.change("update", str(mine), title=f"w{queue.last_id}")
+                ws.send(json.dumps({"type": "push", "mutations": queue.to_push()}))
+                while True:
+                    frame = json.loads(ws.recv())
+                    if frame["type"] == "pushed":
+                        queue.confirmed(frame["lastMutationId"])
+                        writes[0] += 1
+                        break
+
+    try:
+        wait_http(port)
+        (a_id, key), (b_id, _) = _device(alice, "rt-a"), _device(alice, "rt-b")
+        threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(WRITERS)]
+        answered, back, other = [], [], []
+        with connect(f"ws://127.0.0.1:{port}/ws/sync/?token={key}", max_size=None) as a, \
+                connect(f"ws://127.0.0.1:{port}/ws/sync/?token={key}", max_size=None) as b:
+            qa, qb = Queue(), Queue()
+            for ws, device_id in ((a, a_id), (b, b_id)):
+                ws.send(json.dumps({"type": "hello", "deviceId": device_id, "lastOffset": -1}))
+
+            def until(ws, queue, done) -> None:
+                while True:
+                    frame = json.loads(ws.recv(timeout=60))
+                    queue.apply(frame)
+                    if done(frame):
+                        return
+
+            until(a, qa, lambda f: f["type"] == "ready")
+            until(b, qb, lambda f: f["type"] == "ready")
+            for thread in threads:
+                thread.start()
+            time.sleep(1)  # the writers under way (a pace, not a wait for an effect)
+            for n in range(ROUND_TRIPS):
+                mutation = qa.change("update", str(todo), title=f"round trip {n}")
+                started = time.perf_counter()
+                a.send(json.dumps({"type": "push", "mutations": qa.to_push()}))
+                mine = lambda f: (f["type"] == "record" and f["record"]["event"]["metadata"].get("origin", {}).get(
+                    "mutationId") == mutation["id"] and f["record"]["event"]["metadata"]["origin"]["deviceId"] == a_id)
+                until(a, qa, lambda f: f["type"] == "pushed")
+                answered.append(time.perf_counter() - started)
+                until(a, qa, mine)
+                back.append(time.perf_counter() - started)
+                until(b, qb, mine)
+                other.append(time.perf_counter() - started)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        stop.set()
+        stop_roles(roles)
+    for label, took in ((f"pushed edit answered ({WRITERS} writers meanwhile)", answered),
+                        ("its record back on the device", back), ("its record on the user's other device", other),
+                        ("the same command called directly (baseline)", direct)):
+        took = sorted(took)
+        print(f"  {label:<52} p50 {percentile_ms(took, 0.5):,.1f} ms, p99 {percentile_ms(took, 0.99):,.1f} ms",
+              flush=True)
+    print(f"  {'answered / direct (p50)':<52} {statistics.median(answered) / statistics.median(direct):.2f} "
+          f"({writes[0]:,} concurrent writes answered meanwhile)", flush=True)
 

@@ -193,6 +193,11 @@ REMINDER_LATE_AFTER_S = float(env.get("REMINDER_LATE_AFTER_S", "5.0"))
 # Stream applications (polystack.streaming.streams) keep their state stores under this folder,
 # one subfolder per app; losing it costs a restore from the changelog topics, nothing more.
 STREAM_STATE_DIR = env.get("STREAM_STATE_DIR", str(BASE_DIR / ".stack" / "state"))
+# Fault injection, for the zombie test only (0: off): a transactional role waits this long after
+# producing a batch's records and before sending its offsets, a window in which a test freezes it
+# with its transaction open. A process frozen at random almost never lands there: its records
+# reach the log after linger.ms, when its offsets are usually on their way already.
+STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S = float(env.get("STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S", "0"))
 # Phase 3 analytics (apps/analytics). An event up to ANALYTICS_GRACE_S after a window's end
 # still counts in it; later ones are dropped from it and recorded as late. An occurredAt more
 # than ANALYTICS_MAX_CLOCK_SKEW_S after the broker received the event is refused (DLQ).

@@ -263,6 +263,8 @@ class TransactionalRunner(Runner):
                     key, value = records[-1]
                     kafka.produce(producer, self.changelog, key=key, value=value, partition=partition,
                                   on_delivery=self._changelog_delivered)
+            if settings.STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S:
+                self._pause_before_offsets()
             offsets = [TopicPartition(topic, partition, offset)
                        for (topic, partition), offset in self._positions().items()]
             producer.send_offsets_to_transaction(offsets, group_metadata, TRANSACTION_TIMEOUT_S)
@@ -275,6 +277,14 @@ class TransactionalRunner(Runner):
             acknowledged = self._produced_to.get(partition)
             store.committed(changes.get(partition, []), None if acknowledged is None else acknowledged + 1)
         return True
+
+    def _pause_before_offsets(self) -> None:
+        """Fault injection (tests): a window with the transaction's records in the log and its
+        offsets not sent yet."""
+        self._producer.flush(TRANSACTION_TIMEOUT_S)
+        logger.warning("fault injection: pausing %.1f s before sending the offsets %s",
+                       settings.STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S, self._log_extra)
+        time.sleep(settings.STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S)
 
     def _produce_all(self, records: list[tuple[str, bytes | None, bytes | None, list | None]],
                      partition: int | None = None) -> None:

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, Producer, TopicPartition
 
 from apps.todos import services
 from polystack.streaming import kafka, topics
@@ -49,6 +49,21 @@ def open_transaction() -> bool:
     return any(stable[p] < high[p] for p in high)
 
 
+def stopped_mid_transaction(process) -> bool:
+    """SIGSTOP the process; True if it holds a transaction open that only an abort can end, else
+    it goes on. Seeing one open and then signalling would race with its commit; and a stopped
+    process may have asked for its commit already (the broker then ends the transaction without
+    it, in milliseconds), so the transaction must still be open a moment later."""
+    os.kill(process.pid, signal.SIGSTOP)
+    if open_transaction():
+        try:  # a commit the broker has begun ends well within this deadline
+            helpers.wait_until(lambda: not open_transaction(), timeout=0.5, what="the transaction to end")
+        except AssertionError:
+            return True  # still open: only an abort can end it now
+    os.kill(process.pid, signal.SIGCONT)
+    return False
+
+
 def offsets_pending(group: str) -> bool:
     """The group has offsets of todo-events sent to a transaction that has not ended (the broker
     answers a stable-offsets fetch of them with UNSTABLE_OFFSET_COMMIT until it does)."""
@@ -56,31 +71,8 @@ def offsets_pending(group: str) -> bool:
     asked = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(6)])
     admin = kafka.admin_client()  # held until its answer: a client destroyed sooner never gives one
     future = admin.list_consumer_group_offsets([asked], require_stable=True, request_timeout=5)[group]
-    try:
-        partitions = future.result(timeout=10).topic_partitions
-    except (KafkaException, TimeoutError):
-        return True  # not known to be free of them
+    partitions = future.result(timeout=10).topic_partitions
     return any(tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT for tp in partitions)
-
-
-def stopped_mid_transaction(process, *, before_offsets_of: str | None = None) -> bool:
-    """SIGSTOP the process; True if it holds a transaction open that only an abort can end, else
-    it goes on. Seeing one open and then signalling would race with its commit; and a stopped
-    process may have asked for its commit already (the broker then ends the transaction without
-    it, in milliseconds), so the transaction must still be open a moment later.
-
-    `before_offsets_of` (a group): also require that the transaction holds none of the group's
-    offsets yet. Offsets sent while the process was still a member were accepted: woken up, it
-    may then rightly commit that transaction, and the member that took its partitions over starts
-    after it (its offset fetch waits for the transaction to end)."""
-    os.kill(process.pid, signal.SIGSTOP)
-    if open_transaction() and not (before_offsets_of and offsets_pending(before_offsets_of)):
-        try:  # a commit the broker has begun ends well within this deadline
-            helpers.wait_until(lambda: not open_transaction(), timeout=0.5, what="the transaction to end")
-        except AssertionError:
-            return True  # still open: only an abort can end it now
-    os.kill(process.pid, signal.SIGCONT)
-    return False
 
 
 def exactly_once(envelopes: list[dict]) -> list[dict]:
@@ -153,10 +145,15 @@ def test_sigkill_in_the_middle_of_transactions_loses_and_duplicates_nothing(sync
 def test_a_zombie_wakes_up_fenced_and_none_of_its_writes_shows(sync):
     stream = Todos(users=USERS, team=TEAM, rng=random.Random(12))
     envelopes = [stream.event() for _ in range(1500)]
-    zombie = sync.coordinator("0")
+    # Frozen with its transaction open and its offsets not sent yet (offsets sent while it was a
+    # member were rightly accepted: woken up, it could commit that transaction, and the member that
+    # took over would start after it). The fault-injection pause holds it in that window.
+    zombie = sync.coordinator("0", STREAM_FAULT_PAUSE_BEFORE_OFFSETS_S="5")
     flow = flowing(envelopes, per_second=200)
-    helpers.wait_until(lambda: stopped_mid_transaction(zombie, before_offsets_of=sync.group), timeout=60,
-                       what="the first process frozen with its transaction open, before its offsets")
+    helpers.wait_until(lambda: "pausing" in sync.log_of("0") and open_transaction(), timeout=60,
+                       what="the first process in its pause, its transaction open")
+    os.kill(zombie.pid, signal.SIGSTOP)
+    assert open_transaction() and not offsets_pending(sync.group)
     try:
         survivor = sync.coordinator("1")
         # After its session timeout (10 s) the group gives the zombie's partitions to the survivor.

@@ -94,6 +94,7 @@ function apply(envelope) {
     case "TodoAssigned": todo.assignedTo = d.assignedTo; break;
     case "TodoPrioritized": todo.priority = d.priority; break;
     case "TodoScheduled": Object.assign(todo, { dueDate: d.dueDate, reminderTimes: d.reminderTimes }); break;
+    case "TodoConflictDetected": case "TodoConflictResolved": loadConflicts(); break;
     case "TodoDeleted": todos.delete(id); return;
   }
   if (!maySee(todo)) todos.delete(id);
@@ -367,6 +368,52 @@ function renderDevices(devices) {
   $("#devices-empty").hidden = devices.length > 0;
 }
 
+// --- sync conflicts (Phase 5): two devices changed one field, and the owner asked to choose ---
+async function loadConflicts() {
+  try {
+    renderConflicts(await api("GET", "/api/conflicts/"));
+  } catch (error) {
+    // shown again at the next refresh
+  }
+}
+
+function renderConflicts(conflicts) {
+  const titled = (c) => (todos.get(c.todoId) || { title: "a todo" }).title;
+  $("#conflict-list").replaceChildren(...conflicts.map((c) => {
+    const resolve = (value) => run(async () => {
+      await api("POST", `/api/conflicts/${c.conflictId}/resolve/`, { value });
+      say(`“${titled(c)}”: ${c.field} is now “${value}”.`, "info");
+      await loadConflicts();
+    });
+    const inputId = `resolve-${c.conflictId}`;
+    const own = el("input", { id: inputId, value: c.localValue ?? "", maxLength: c.field === "title" ? 200 : 5000 });
+    const form = el("form", { className: "row" },
+      el("label", { htmlFor: inputId, className: "sr-only", textContent: `Another ${c.field} for ${titled(c)}` }), own,
+      el("button", { type: "submit", textContent: "Use this" }));
+    form.addEventListener("submit", (event) => { event.preventDefault(); resolve(own.value); });
+    return el("li", { className: "conflict" },
+      el("strong", { textContent: titled(c) }), ` — ${c.field}: `,
+      button(`Keep “${c.remoteValue}” as the ${c.field} of ${titled(c)}`, `Keep “${c.remoteValue}”`, () => resolve(c.remoteValue)),
+      " ",
+      button(`Use “${c.localValue}” as the ${c.field} of ${titled(c)}`, `Use “${c.localValue}”`, () => resolve(c.localValue)),
+      c.field === "completed" ? "" : form);
+  }));
+  $("#conflicts-empty").hidden = conflicts.length > 0;
+}
+
+async function loadPolicy() {
+  try {
+    $("#conflict-policy").value = (await api("GET", "/api/sync/settings/")).conflictPolicy;
+  } catch (error) {
+    // the select keeps its default until the next load
+  }
+}
+
+$("#conflict-policy").addEventListener("change", (event) => run(async () => {
+  await api("PUT", "/api/sync/settings/", { conflictPolicy: event.target.value });
+  say("Conflict setting saved.", "info");
+}));
+
 function button(label, text, onClick) {
   const b = el("button", { type: "button", textContent: text });
   b.setAttribute("aria-label", label);
@@ -495,4 +542,6 @@ renderFeed();
 renderPreferences();
 connect();
 loadDevices();
-setInterval(loadDevices, DEVICES_EVERY_MS);
+loadConflicts();
+loadPolicy();
+setInterval(() => { loadDevices(); loadConflicts(); }, DEVICES_EVERY_MS);
