@@ -39,6 +39,9 @@ from redis.backoff import NoBackoff
 
 logger = logging.getLogger("polystack.live")
 
+# A live message carrying a new in-app notification's frame (apps.notifications): every socket
+# of its user sends the frame on, the page's (/ws/sync/) as the Phase 2 one (/ws/todos/).
+NOTIFICATION_NEW = "notification.new"
 PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_S = 3.0
 SUBSCRIBE_TIMEOUT_S = 5.0

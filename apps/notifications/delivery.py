@@ -53,7 +53,7 @@ def _send(notification: Notification, mail: BaseEmailBackend | None) -> None:
     else:
         notification.status = Notification.Status.SENT  # as the socket will show it
         frame = json.dumps({"type": "notification", "notification": notification_json(notification)})
-        live.publish([(notification.recipient_id, {"type": "notification.new", "frame": frame})])
+        live.publish([(notification.recipient_id, {"type": live.NOTIFICATION_NEW, "frame": frame})])
 
 
 def _claim(notification_id: int) -> Notification | None:

@@ -1,12 +1,23 @@
-"""A user who leaves (or loses) a team no longer sees its todos, and no event says so (membership
-is plain state): their stream's epoch goes up in the same transaction, and each of their devices
-takes a snapshot at its next connect. Open sockets are told at once by apps.realtime.access
-(`access.changed`), and reset."""
+"""Team membership is plain state: no event tells a user's stream that it changed.
+
+- A user who leaves (or loses) a team no longer sees its todos: their stream's epoch goes up in
+  the same transaction, and each of their devices takes a snapshot at its next connect. Open
+  sockets are told at once by apps.realtime.access (`access.changed`), and reset.
+- A user who joins a team sees its todos, whose earlier events never named them: the todos'
+  latest state is copied into theirs, and their devices take a snapshot likewise
+  (services.user_access_widened tells the open sockets itself).
+"""
 from apps.sync import services
 
 
 def on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
-    if action != "post_remove" or not pk_set:
+    if action not in ("post_remove", "post_add") or not pk_set:
         return
-    for user_id in [instance.pk] if reverse else sorted(pk_set):  # reverse: user.teams.remove(team)
-        services.user_access_narrowed(user_id=user_id)
+    if action == "post_remove":
+        for user_id in [instance.pk] if reverse else sorted(pk_set):  # reverse: user.teams.remove(team)
+            services.user_access_narrowed(user_id=user_id)
+    elif reverse:  # user.teams.add(team, ...)
+        services.user_access_widened(user_id=instance.pk, team_ids=sorted(pk_set))
+    else:  # team.members.add(user, ...)
+        for user_id in sorted(pk_set):
+            services.user_access_widened(user_id=user_id, team_ids=[instance.pk])

@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.sync.api.serializers import COMPLETE, CREATE, DELETE
+from apps.sync.api.serializers import COMPLETE, CREATE, DELETE, MutationSerializer
 from apps.sync.conflicts import LWW, ClockError, Hlc, check_skew, decide
 from apps.sync.models import Conflict, Device, SyncRecord, SyncSettings
 from apps.todos import services as todos
@@ -49,6 +49,15 @@ class DeviceGoneError(MutationError):
 
 def conflict_policy(*, user_id: int) -> str:
     return SyncSettings.objects.filter(user_id=user_id).values_list("conflict_policy", flat=True).first() or LWW
+
+
+def mutation_receive(*, user: AbstractBaseUser, device_id: uuid.UUID, number: int, raw: dict) -> dict:
+    """A mutation as a socket frame carried it: validated (which reads the database: an assignee
+    must exist), then applied once, or counted as rejected when invalid."""
+    checked = MutationSerializer(data=raw)
+    if checked.is_valid():
+        return mutation_apply(user=user, device_id=device_id, number=number, mutation=checked.validated_data)
+    return mutation_apply(user=user, device_id=device_id, number=number, mutation=None, invalid=checked.errors)
 
 
 def mutation_apply(*, user: AbstractBaseUser, device_id: uuid.UUID, number: int, mutation: dict | None,

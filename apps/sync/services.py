@@ -3,6 +3,7 @@ import logging
 import uuid
 
 import orjson
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
@@ -11,7 +12,9 @@ from django.utils import timezone
 
 from apps.sync.models import Device, SyncRecord as RecordRow, SyncTodo, SyncUser
 from apps.sync.records import SyncRecord
+from apps.todos.models import TodoState
 from polystack import live
+from polystack.sockets import ACCESS_CHANGED
 
 logger = logging.getLogger("apps.sync")
 
@@ -32,7 +35,7 @@ class DeviceLimitError(DeviceError):
 def device_register(*, user: AbstractBaseUser, name: str, platform: str) -> Device:
     with transaction.atomic():
         # One registration of the user's at a time: the cap holds under concurrent requests.
-        list(type(user).objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))  # not type(user): a lazy object
         if Device.objects.filter(user=user).count() >= Device.MAX_PER_USER:
             raise DeviceLimitError(f"at most {Device.MAX_PER_USER} devices: remove one first")
         return Device.objects.create(user=user, name=name, platform=platform)
@@ -98,6 +101,32 @@ def user_access_narrowed(*, user_id: int) -> None:
     """What the user may see shrank without an event (they left a team): each of their devices
     takes a snapshot at its next connect (online ones are told by apps.realtime.access)."""
     SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
+
+
+_COPY_TEAM_TODOS = (
+    f"INSERT INTO {SyncTodo._meta.db_table} AS t (user_id, todo_id, version, visible, todo) "
+    "SELECT %s, todo_id, version, true, todo FROM ("
+    f"  SELECT DISTINCT ON (todo_id) todo_id, version, todo FROM {SyncTodo._meta.db_table} "
+    "   WHERE todo_id = ANY(%s::uuid[]) ORDER BY todo_id, version DESC) latest "
+    "WHERE todo IS NOT NULL AND todo->>'teamId' = ANY(%s) "
+    "ON CONFLICT (user_id, todo_id) DO UPDATE SET version = EXCLUDED.version, visible = true, todo = EXCLUDED.todo "
+    "WHERE t.version < EXCLUDED.version"
+)
+
+
+def user_access_widened(*, user_id: int, team_ids: list) -> None:
+    """The user joined teams: their todos from before never passed through the user's stream.
+    Their latest state (from their other members' streams) becomes the user's, their stream's
+    epoch goes up, and each of their devices takes a snapshot at its next connect (online ones
+    are told at once)."""
+    todo_ids = [str(todo_id) for todo_id in TodoState.objects.filter(team_id__in=team_ids, deleted=False)
+                .values_list("id", flat=True)]
+    if not todo_ids:
+        return  # a new team, or one without todos: nothing new to see
+    with connection.cursor() as cursor:
+        cursor.execute(_COPY_TEAM_TODOS, [user_id, todo_ids, [str(team) for team in team_ids]])
+    SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
+    live.tell_after_commit(user_id, {"type": ACCESS_CHANGED})
 
 
 # --- the sink --------------------------------------------------------------------------------

@@ -42,6 +42,14 @@ def written(user) -> dict[str, int]:
             services.TodoState.objects.filter(owner=user, deleted=False).values_list("id", "version")}
 
 
+def test_the_page_registers_itself_with_its_session(user_factory):
+    """The page signs in with a session: its user is Django's lazy object, not a User."""
+    session = APIClient()
+    session.force_login(user_factory())
+    answer = session.post("/api/devices/", {"name": "web: Chrome", "platform": "web"}, format="json")
+    assert answer.status_code == 201, answer.content
+
+
 def test_devices_are_registered_listed_changed_and_removed_by_their_user_only(user_factory):
     alice, bob = user_factory(), user_factory()
     as_alice, as_bob = helpers.api_client(alice), helpers.api_client(bob)

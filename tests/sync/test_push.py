@@ -189,11 +189,13 @@ def test_bad_pushes_are_answered_and_the_socket_goes_on(synced, user_factory):
         {"id": 2, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "nul\x00in it"}},
         {"id": 3, "name": "explode", "todoId": todo, "hlc": "1:0"},
         {"id": 4, "name": "update", "todoId": todo, "hlc": "1:0", "args": {"title": "x", "owner": 1}},
-        {"id": 5, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "at last"}},
+        {"id": 5, "name": "update", "todoId": todo, "hlc": "1:0", "args": {"assignedTo": "999999999"}},  # nobody
+        {"id": 6, "name": "create", "todoId": todo, "hlc": "1:0", "args": {"title": "at last"}},
     ]})
     answer = device.read_until(lambda f: f["type"] == "pushed", what="pushed")
-    assert [r["status"] for r in answer["results"]] == ["rejected"] * 4 + ["applied"]
-    assert "ahead" in answer["results"][0]["error"] and answer["lastMutationId"] == 5
+    assert [r["status"] for r in answer["results"]] == ["rejected"] * 5 + ["applied"]
+    assert "ahead" in answer["results"][0]["error"] and answer["lastMutationId"] == 6
+    assert answer["results"][4]["errors"] == {"args": {"assignedTo": ["No such user."]}}
     assert TodoState.objects.get(id=todo).title == "at last"
     device.send({"type": "ping"})
     device.read_until(lambda f: f["type"] == "pong", what="the socket still serving")

@@ -29,3 +29,9 @@ def sign_in(browser, base: str, username: str):
     expect(page).to_have_url(f"{base}/todos/")
     expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
     return page
+
+
+# The page is a sync client: its tests start the sync path as the sync tests do.
+from tests.sync.conftest import sync, synced  # noqa: E402,F401  (fixtures, found by name)
+
+__all__ = ["sync", "synced"]

@@ -1,19 +1,12 @@
-// PolyStack web page: the todo list follows the event stream.
-//
-// The page starts from what the server rendered (the projection, and its Kafka position),
-// then applies each event frame from /ws/todos/ in aggregateVersion order per todo — a small
-// client-side projection. A version gap (live pushes may be dropped) is filled by
-// asking the socket for the missing versions; a reconnect resumes from the last position
-// seen. Commands go to the REST API with the session cookie and CSRF token.
+// PolyStack web page: the todo list is a sync client (sync.js): one of the user's devices,
+// with its copy of the todos in IndexedDB, working offline, following /ws/sync/. Changes to
+// todos are mutations queued and pushed by it; what has no mutation (a due date, a snooze,
+// teams, notifications) goes to the REST API with the session cookie and CSRF token, online.
 "use strict";
 
 const boot = JSON.parse(document.getElementById("bootstrap").textContent);
 const me = boot.me.id;
-const todos = new Map(boot.todos.map((t) => [t.id, t]));
-const versions = new Map(boot.todos.map((t) => [t.id, t.version]));
-const pending = new Map(); // todoId -> Map(version -> envelope) waiting for earlier versions
-const askedFor = new Map(); // todoId -> time of the last catch-up request
-const positions = { ...boot.positions }; // partition -> last offset seen
+let todos = new Map(boot.todos.map((t) => [t.id, t])); // what the server rendered, until the copy is read
 let teams = boot.teams;
 let invitations = boot.invitations;
 const people = boot.people;
@@ -63,144 +56,48 @@ async function run(action) {
   }
 }
 
-// --- the client-side projection -------------------------------------------------------------
-function maySee(todo) {
-  return todo.userId === me || todo.assignedTo === me || teams.some((team) => team.id === todo.teamId);
-}
-
-function upsert(todo) {
-  if ((versions.get(todo.id) || 0) > todo.version) return;
-  versions.set(todo.id, todo.version);
-  if (maySee(todo)) todos.set(todo.id, todo); else todos.delete(todo.id);
-  render();
-}
-
-function apply(envelope) {
-  const d = envelope.data;
-  const id = envelope.aggregateId;
-  versions.set(id, envelope.aggregateVersion);
-  if (envelope.eventType === "TodoCreated") {
-    todos.set(id, { id, title: d.title, description: d.description, priority: d.priority, completed: false,
-      completedAt: null, assignedTo: null, userId: d.userId, dueDate: d.dueDate, reminderTimes: [], teamId: d.teamId,
-      createdAt: d.createdAt, updatedAt: d.createdAt, version: envelope.aggregateVersion });
-    return;
-  }
-  const todo = todos.get(id);
-  if (!todo) return;
-  todo.version = envelope.aggregateVersion;
-  switch (envelope.eventType) {
-    case "TodoUpdated": Object.assign(todo, { title: d.title, description: d.description, updatedAt: d.updatedAt }); break;
-    case "TodoCompleted": Object.assign(todo, { completed: true, completedAt: d.completedAt }); break;
-    case "TodoAssigned": todo.assignedTo = d.assignedTo; break;
-    case "TodoPrioritized": todo.priority = d.priority; break;
-    case "TodoScheduled": Object.assign(todo, { dueDate: d.dueDate, reminderTimes: d.reminderTimes }); break;
-    case "TodoConflictDetected": case "TodoConflictResolved": loadConflicts(); break;
-    case "TodoDeleted": todos.delete(id); return;
-  }
-  if (!maySee(todo)) todos.delete(id);
-}
-
-function onEvent(envelope) {
-  const id = envelope.aggregateId;
-  if (envelope.aggregateVersion <= (versions.get(id) || 0)) return; // seen already
-  if (!pending.has(id)) pending.set(id, new Map());
-  pending.get(id).set(envelope.aggregateVersion, envelope);
-  drain(id);
-}
-
-function drain(id) {
-  const waiting = pending.get(id);
-  let known = versions.get(id) || 0;
-  if (known === 0 && !waiting.has(1)) return fetchTodo(id); // newly visible: read its current state
-  while (waiting.has(known + 1)) {
-    apply(waiting.get(known + 1));
-    waiting.delete(known + 1);
-    known += 1;
-  }
-  for (const version of waiting.keys()) if (version <= known) waiting.delete(version);
-  if (waiting.size) requestCatchup(id, known, Math.min(...waiting.keys()));
-  else pending.delete(id);
-  render();
-}
-
-function requestCatchup(id, after, before) {
-  const last = askedFor.get(id) || 0;
-  if (Date.now() - last < 2000) return setTimeout(() => pending.has(id) && drain(id), 2000);
-  askedFor.set(id, Date.now());
-  send({ type: "catchup", todoId: id, afterVersion: after, beforeVersion: before });
-  // The answer may not fill the gap (the projection was slow to apply it, the frame was lost):
-  // look again, and ask again, until it is filled.
-  setTimeout(() => pending.has(id) && drain(id), 2500);
-}
-
-async function fetchTodo(id, attempt = 0) {
-  const response = await fetch(`/api/todos/${id}/`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-  const wanted = Math.max(...(pending.get(id) || new Map()).keys(), 0);
-  if (response.ok) {
-    const todo = await response.json();
-    if (todo.version >= wanted || attempt >= 10) {
-      upsert(todo);
-      if (pending.has(id)) drain(id);
-      return;
-    }
-  } else if (response.status !== 404 || attempt >= 10) {
-    pending.delete(id);
-    return;
-  }
-  setTimeout(() => fetchTodo(id, attempt + 1), 300); // the projection is a moment behind the push
-}
-
-async function reloadAll() {
-  const page = await api("GET", "/api/todos/?page_size=1000");
-  todos.clear();
-  for (const todo of page.results) { todos.set(todo.id, todo); versions.set(todo.id, todo.version); }
-  render();
-}
-
-// --- the socket -----------------------------------------------------------------------------
-let socket = null;
-let retryDelay = 1000;
-
+// --- the sync client ----------------------------------------------------------------------
 function setConnection(state, text) {
   const pill = $("#connection");
   pill.dataset.state = state;
   pill.textContent = text;
 }
 
-function send(frame) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+function onResults(results, refused) {
+  const told = [];
+  for (const r of results) {
+    if (r.status === "rejected") told.push(`A change was refused: ${r.error}${r.errors ? ` (${JSON.stringify(r.errors)})` : ""}.`);
+    for (const [field, kept] of Object.entries(r.lost || {})) {
+      told.push(field === "deleted" ? "A change was not applied: the todo was deleted meanwhile."
+        : `Your change of ${field} lost to a later one (kept “${kept}”).`);
+    }
+    if ((r.conflicts || []).length) told.push("Another device changed the same field: choose the value under Sync conflicts.");
+  }
+  if (refused) told.push(`The server refused the changes: ${refused}`);
+  if (told.length) say(told.join(" "), results.some((r) => r.status === "rejected") || refused ? "error" : "info");
+  if (results.some((r) => (r.conflicts || []).length)) loadConflicts();
 }
 
-function connect() {
-  const after = Object.entries(positions).map(([p, o]) => `${p}:${o}`).join(",");
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/todos/?after=${encodeURIComponent(after) || "0:-1"}`);
-  setConnection("connecting", "Connecting…");
-  socket.onmessage = (message) => {
-    const frame = JSON.parse(message.data);
-    if (frame.type === "event") {
-      const { partition, offset } = frame.position;
-      positions[partition] = Math.max(positions[partition] ?? -1, offset);
-      onEvent(frame.event);
-    } else if (frame.type === "ready") {
-      retryDelay = 1000;
-      setConnection("live", "Live");
-      if (!frame.complete) reloadAll();
-    } else if (frame.type === "notification") {
-      onNotification(frame.notification);
-    } else if (frame.type === "reload") {
-      location.reload(); // what this user may see changed (a team left): read it afresh
-    } else if (frame.type === "error") {
-      console.warn("socket:", frame.error);
-    }
-  };
-  socket.onclose = (event) => {
-    if (event.code === 4401) { setConnection("offline", "Signed out"); location.assign("/login/?next=/todos/"); return; }
-    const seconds = Math.round(retryDelay / 1000);
-    setConnection("offline", `Offline — reconnecting in ${seconds} s`);
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 15000);
-  };
+function onFrame(frame) {
+  if (frame.type === "notification") onNotification(frame.notification);
+  else if (frame.type === "error") console.warn("socket:", frame.error);
+}
+
+const sync = new SyncClient({
+  userId: me,
+  onChange: () => {
+    if (sync.offset < 0 && !sync.pending.length && !sync.todos.size) return; // nothing read yet: keep the server's render
+    todos = sync.view();
+    render();
+  },
+  onStatus: setConnection, onResults, onFrame,
+  onRecord: (event) => event.eventType.startsWith("TodoConflict") && loadConflicts(),
+});
+
+function online(what) {
+  if (navigator.onLine && sync.ready) return true;
+  say(`${what} needs a connection: try again when the page is live.`);
+  return false;
 }
 
 // --- rendering ------------------------------------------------------------------------------
@@ -231,26 +128,23 @@ function todoItem(todo) {
   const team = teamOf(todo.teamId);
   const checkId = `done-${todo.id}`;
   const check = el("input", { type: "checkbox", id: checkId, checked: todo.completed, disabled: todo.completed || !mayComplete });
-  check.addEventListener("change", () => run(async () => upsert(await api("POST", `/api/todos/${todo.id}/complete/`, {}))));
+  check.addEventListener("change", () => run(() => sync.change("complete", todo.id)));
   const assignees = team ? [[todo.userId, nameOf(todo.userId)], ...team.members.filter((m) => m.id !== todo.userId).map((m) => [m.id, m.username])]
     : people.map((p) => [p.id, p.username]);
   const [priorityLabel, priority] = select(`Priority of ${todo.title}`, [["low", "Low"], ["medium", "Medium"], ["high", "High"], ["urgent", "Urgent"]],
-    todo.priority, (value) => run(async () => upsert(await api("POST", `/api/todos/${todo.id}/prioritize/`, { priority: value }))), !owner);
+    todo.priority, (value) => run(() => sync.change("update", todo.id, { priority: value })), !owner);
   const [assignLabel, assign] = select(`Assignee of ${todo.title}`, [["", "Unassigned"], ...assignees], todo.assignedTo || "",
-    (value) => value && run(async () => upsert(await api("POST", `/api/todos/${todo.id}/assign/`, { assignedTo: value }))), !owner);
+    (value) => value && run(() => sync.change("update", todo.id, { assignedTo: value })), !owner);
   const dueId = `due-${todo.id}`;
-  const due = el("input", { type: "datetime-local", id: dueId, value: localInput(todo.dueDate), disabled: !owner || todo.completed });
-  due.addEventListener("change", () => run(async () => upsert(await api("POST", `/api/todos/${todo.id}/schedule/`,
-    { dueDate: due.value ? new Date(due.value).toISOString() : null }))));
+  const due = el("input", { type: "datetime-local", id: dueId, value: localInput(todo.dueDate),
+    disabled: !owner || todo.completed || todo.pending });
+  due.addEventListener("change", () => online("A due date") && run(() => api("POST", `/api/todos/${todo.id}/schedule/`,
+    { dueDate: due.value ? new Date(due.value).toISOString() : null })));
   const dueLabel = el("label", { htmlFor: dueId, className: "sr-only", textContent: `Due date of ${todo.title}` });
   const edit = el("button", { type: "button", textContent: "Edit", disabled: !owner, ariaLabel: `Edit ${todo.title}` });
   edit.addEventListener("click", () => openEditor(todo));
   const remove = el("button", { type: "button", className: "danger", textContent: "Delete", disabled: !owner, ariaLabel: `Delete ${todo.title}` });
-  remove.addEventListener("click", () => confirm(`Delete “${todo.title}”?`) && run(async () => {
-    await api("DELETE", `/api/todos/${todo.id}/`, {});
-    todos.delete(todo.id);
-    render();
-  }));
+  remove.addEventListener("click", () => confirm(`Delete “${todo.title}”?`) && run(() => sync.change("delete", todo.id)));
   const meta = el("p", { className: "meta" },
     el("span", { className: `prio prio-${todo.priority}`, textContent: todo.priority }),
     owner ? "" : ` by ${nameOf(todo.userId)}`,
@@ -259,8 +153,11 @@ function todoItem(todo) {
     todo.dueDate ? el("span", { className: overdue(todo) ? "due overdue" : "due", textContent: ` · due ${when(todo.dueDate)}` }) : "",
     (todo.reminderTimes || []).length ? el("span", { className: "reminders",
       title: `Reminders: ${todo.reminderTimes.map(when).join(", ")}`,
-      textContent: ` · ${todo.reminderTimes.length} reminder${todo.reminderTimes.length === 1 ? "" : "s"}` }) : "");
-  return el("li", { id: `todo-${todo.id}`, className: `todo${todo.completed ? " done" : ""}` },
+      textContent: ` · ${todo.reminderTimes.length} reminder${todo.reminderTimes.length === 1 ? "" : "s"}` }) : "",
+    todo.pending ? el("span", { className: "pending", textContent: " · waiting to sync" }) : "",
+    (todo.conflicts || []).length ? el("span", { className: "conflicted",
+      textContent: ` · conflict on ${todo.conflicts.map((c) => c.field).join(", ")}` }) : "");
+  return el("li", { id: `todo-${todo.id}`, className: `todo${todo.completed ? " done" : ""}${todo.pending ? " pending" : ""}` },
     check,
     el("div", { className: "text" },
       el("label", { htmlFor: checkId, className: "title", textContent: todo.title }),
@@ -495,8 +392,11 @@ function openEditor(todo) {
 $("#edit").addEventListener("close", () => {
   if ($("#edit").returnValue !== "save" || !editing) return;
   const todo = editing;
-  run(async () => upsert(await api("PATCH", `/api/todos/${todo.id}/`, {
-    title: $("#edit-title-input").value.trim(), description: $("#edit-description").value, expectedVersion: todo.version })));
+  const changed = {};
+  const title = $("#edit-title-input").value.trim();
+  if (title && title !== todo.title) changed.title = title;
+  if ($("#edit-description").value !== todo.description) changed.description = $("#edit-description").value;
+  if (Object.keys(changed).length) run(() => sync.change("update", todo.id, changed));
 });
 
 $("#create").addEventListener("submit", (event) => {
@@ -504,12 +404,15 @@ $("#create").addEventListener("submit", (event) => {
   const form = event.target;
   const title = form.title.value.trim();
   if (!title) { say("title: give the todo a title."); form.title.focus(); return; }
+  const body = { title, description: form.description.value, priority: form.priority.value };
+  if (form.teamId.value) body.teamId = form.teamId.value;
+  if (form.dueDate.value && !online("A due date")) return;
   run(async () => {
-    const body = { title, description: form.description.value, priority: form.priority.value };
-    if (form.teamId.value) body.teamId = form.teamId.value;
-    if (form.dueDate.value) body.dueDate = new Date(form.dueDate.value).toISOString();
-    const todo = await api("POST", "/api/todos/", body);
-    if (todo.title !== undefined) upsert(todo);
+    if (form.dueDate.value) { // a due date has no mutation: the REST API, online
+      await api("POST", "/api/todos/", { ...body, dueDate: new Date(form.dueDate.value).toISOString() });
+    } else {
+      await sync.change("create", null, body);
+    }
     form.reset();
     form.title.focus();
   });
@@ -540,7 +443,7 @@ renderTeams();
 render();
 renderFeed();
 renderPreferences();
-connect();
+sync.start().catch((error) => say(`Sync could not start: ${error.message}`));
 loadDevices();
 loadConflicts();
 loadPolicy();

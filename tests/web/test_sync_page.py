@@ -1,0 +1,71 @@
+"""Two devices of one user converge: the page in a real Chromium (a sync client keeping its copy
+in IndexedDB) and the terminal client (`manage.py syncclient`, its replica in SQLite), with
+edits made on the page while the browser is offline (`context.set_offline(True)`) and on the
+terminal while it is not connected; against the real web, relay, coordinator and sink."""
+import pytest
+from playwright.sync_api import expect
+
+from tests.realtime.test_sockets import token
+from tests.sync.test_syncclient import Terminal
+from tests.web.conftest import sign_in
+
+
+@pytest.fixture
+def alice(user_factory):
+    """Alice and her API token, made before the browser starts (no ORM under Playwright)."""
+    return token(user_factory(username="alice"))
+
+
+def titles(page) -> dict[str, bool]:
+    """{title: completed} of the todos the page lists."""
+    items = page.locator("li.todo")
+    return {items.nth(n).locator(".title").inner_text(): "done" in (items.nth(n).get_attribute("class") or "")
+            for n in range(items.count())}
+
+
+def listed(terminal) -> dict[str, bool]:
+    """{title: completed} of the terminal's list (after the id: `** [x] Title (priority)`)."""
+    return {rest[7:].rsplit(" (", 1)[0]: rest[4] == "x" for rest in terminal.listed().values()}
+
+
+def test_the_page_and_the_terminal_converge_through_offline_edits(synced, alice, browser, tmp_path):
+    terminal = Terminal("laptop", web=synced, key=alice, state_dir=tmp_path / "devices")
+    terminal.run("sync")
+    page = sign_in(browser, synced, "alice")
+
+    page.get_by_label("New todo").fill("Buy milk")
+    page.get_by_role("button", name="Add todo").click()
+    expect(page.locator("li.todo", has_text="Buy milk")).to_be_visible()
+    expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)  # pushed and confirmed
+    terminal.run("sync")
+    assert listed(terminal) == {"Buy milk": False}
+
+    # The browser goes offline: its edits wait in IndexedDB, shown at once, counted.
+    page.context.set_offline(True)
+    expect(page.locator("#connection")).to_contain_text("Offline")
+    page.get_by_label("New todo").fill("Written offline")
+    page.get_by_role("button", name="Add todo").click()
+    page.locator("li.todo", has_text="Buy milk").get_by_label("Buy milk", exact=True).check()
+    expect(page.locator("#connection")).to_contain_text("2 changes waiting")
+    expect(page.locator("li.todo.pending", has_text="Written offline")).to_be_visible()
+
+    # Meanwhile the terminal, offline too, adds and renames; then it syncs.
+    milk = next(prefix for prefix, line in terminal.listed().items() if "Buy milk" in line)
+    terminal.run("add", "From the terminal")
+    terminal.run("edit", milk, "--title", "Buy oat milk")
+    terminal.run("sync")
+
+    page.context.set_offline(False)
+    expect(page.locator("#connection")).to_have_text("Live", timeout=20_000)
+    expected = {"Buy oat milk": True, "Written offline": False, "From the terminal": False}
+    expect(page.locator("li.todo")).to_have_count(3, timeout=15_000)
+    expect(page.locator("li.todo.done", has_text="Buy oat milk")).to_be_visible(timeout=15_000)
+    assert titles(page) == expected
+    terminal.run("sync")
+    assert listed(terminal) == expected
+
+    # Reloaded, the page starts from its copy (IndexedDB kept it) and stays in step.
+    page.reload()
+    expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
+    expect(page.locator("li.todo")).to_have_count(3)
+    assert titles(page) == expected
