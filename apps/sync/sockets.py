@@ -25,7 +25,8 @@ Connect with `?token=<DRF token>` (a native client: no Origin needed) or the ses
                                             the device's last mutation applied (resend those after it)
     {"type": "pushed", "lastMutationId": n, "results": [<result>, ...], "refused": "..."}
         the result of each mutation of a push, in order; "refused" (with no result for the
-        rest) when the push could not go on: a gap (resend from n + 1), or a bad frame
+        rest) when the push could not go on: a gap ("gap": true; resend from n + 1), a mutation
+        without an id, or the server failing (push again later)
     {"type": "error", "error": "..."}       a bad frame; the socket stays open
     {"type": "notification", ...}           a new in-app notification of the user (the page's feed)
     {"type": "pong"}
@@ -131,7 +132,7 @@ class SyncSocket(UserSocket):
         batch = frame.get("mutations")
         if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_PUSH:
             return await self.error(f"push: mutations must be a list of 1 to {MAX_PUSH}")
-        results, refused = [], None
+        results, refused, gap = [], None, False
         for raw in batch:
             number = raw.get("id") if isinstance(raw, dict) else None
             if type(number) is not int or not 1 <= number <= MAX_MUTATION_ID:
@@ -141,7 +142,7 @@ class SyncSocket(UserSocket):
                 result = await off_thread(mutations.mutation_receive)(
                     user=self.scope["user"], device_id=self.device.id, number=number, raw=raw)
             except mutations.MutationGapError as exc:
-                refused = str(exc)
+                refused, gap = str(exc), True
                 break
             except mutations.DeviceGoneError:
                 await self.close(code=NO_DEVICE)
@@ -153,7 +154,7 @@ class SyncSocket(UserSocket):
             results.append(result)
         last = await off_thread(services.device_last_mutation)(device_id=self.device.id)
         await self.send(text_data=json.dumps({"type": "pushed", "lastMutationId": last, "results": results,
-                                              **({"refused": refused} if refused else {})}))
+                                              **({"refused": refused, "gap": gap} if refused else {})}))
 
     async def _hello(self, frame: dict) -> None:
         if self.device is not None:

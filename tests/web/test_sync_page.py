@@ -69,3 +69,20 @@ def test_the_page_and_the_terminal_converge_through_offline_edits(synced, alice,
     expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
     expect(page.locator("li.todo")).to_have_count(3)
     assert titles(page) == expected
+
+
+def test_two_tabs_of_one_browser_are_one_device_and_lose_no_change(synced, alice, browser):
+    """Tabs share IndexedDB, so one device id: their changes are numbered in one sequence."""
+    first = sign_in(browser, synced, "alice")
+    second = first.context.new_page()
+    second.goto(f"{synced}/todos/")
+    expect(second.locator("#connection")).to_have_text("Live", timeout=15_000)
+    for n in range(3):
+        first.get_by_label("New todo").fill(f"first tab {n}")
+        first.get_by_role("button", name="Add todo").click()
+        second.get_by_label("New todo").fill(f"second tab {n}")
+        second.get_by_role("button", name="Add todo").click()
+    for page in (first, second):
+        expect(page.locator("li.todo:not(.pending)")).to_have_count(6, timeout=20_000)
+    assert sorted(titles(first)) == sorted(titles(second)) == sorted(
+        [f"first tab {n}" for n in range(3)] + [f"second tab {n}" for n in range(3)])

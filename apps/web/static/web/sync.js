@@ -79,6 +79,8 @@ class SyncClient {
   }
 
   // One IndexedDB transaction: `work(stores)` puts and deletes; the meta always goes with it.
+  // The last mutation id only grows (another tab of this browser, the same device, may have
+  // taken a higher one).
   write(work) {
     const tx = this.db.transaction(["meta", "todos", "pending"], "readwrite");
     const stores = { todos: tx.objectStore("todos"), pending: tx.objectStore("pending") };
@@ -86,9 +88,29 @@ class SyncClient {
     const meta = tx.objectStore("meta");
     meta.put(this.deviceId, "deviceId");
     meta.put(this.offset, "offset");
-    meta.put(this.lastId, "lastId");
     meta.put(this.clock, "clock");
+    const last = meta.get("lastId");
+    last.onsuccess = () => { if ((last.result || 0) < this.lastId) meta.put(this.lastId, "lastId"); };
     return new Promise((resolve) => { tx.oncomplete = resolve; tx.onerror = resolve; });
+  }
+
+  // A change, numbered in one IndexedDB transaction with its storing: two tabs of one browser
+  // are one device, and must never number two changes alike (the server would take the second
+  // for a duplicate of the first).
+  enqueue(make) {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(["meta", "pending"], "readwrite");
+      const meta = tx.objectStore("meta");
+      const last = meta.get("lastId");
+      let mutation;
+      last.onsuccess = () => {
+        mutation = make(Math.max(last.result || 0, this.lastId) + 1);
+        meta.put(mutation.id, "lastId");
+        tx.objectStore("pending").put(mutation);
+      };
+      tx.oncomplete = () => resolve(mutation);
+      tx.onerror = () => reject(tx.error);
+    });
   }
 
   async forget() {
@@ -127,10 +149,10 @@ class SyncClient {
   async change(name, todoId, args = {}) {
     todoId = todoId || uuid4();
     const held = this.todos.get(todoId);
-    this.lastId += 1;
-    const mutation = { id: this.lastId, name, todoId, baseVersion: held ? held.version : 0, hlc: this.tick(), args };
+    const hlc = this.tick();
+    const mutation = await this.enqueue((id) => ({ id, name, todoId, baseVersion: held ? held.version : 0, hlc, args }));
+    this.lastId = Math.max(this.lastId, mutation.id);
     this.pending.push(mutation);
-    await this.write((s) => s.pending.put(mutation));
     this.onChange();
     this.status();
     this.push();
@@ -144,9 +166,12 @@ class SyncClient {
     await this.write((s) => done.forEach((m) => s.pending.delete(m.id)));
   }
 
-  push() {
-    if (!this.ready || this.pushing || !this.pending.length) return;
+  // Push the queue as IndexedDB holds it: with the changes other tabs of this browser made.
+  async push() {
+    if (!this.ready || this.pushing) return;
     this.pushing = true;
+    this.pending = (await this.all("pending")).sort((a, b) => a.id - b.id);
+    if (!this.pending.length || !this.ready) { this.pushing = false; return; }
     this.socket.send(JSON.stringify({ type: "push", mutations: this.pending.slice(0, SYNC_MAX_PUSH) }));
   }
 
@@ -242,20 +267,21 @@ class SyncClient {
         this.ready = true;
         this.retryDelay = 1000;
         await this.confirmed(frame.lastMutationId);
-        this.socket.send(JSON.stringify({ type: "ack", offset: this.offset }));
+        if (this.socket) this.socket.send(JSON.stringify({ type: "ack", offset: this.offset }));
         this.push();
         break;
       case "pushed":
         this.pushing = false;
         await this.confirmed(frame.lastMutationId);
-        this.onResults(frame.results, frame.refused);
-        this.push();
+        this.onResults(frame.results, frame.gap ? null : frame.refused); // a gap heals itself
+        // Refused (a gap: another tab's change not stored yet; or the server busy): a moment later.
+        if (frame.refused) setTimeout(() => this.push(), 1000); else this.push();
         break;
       default:
         this.onFrame(frame);
         return;
     }
-    if (frame.type === "record" && this.ready) this.socket.send(JSON.stringify({ type: "ack", offset: this.offset }));
+    if (frame.type === "record" && this.ready && this.socket) this.socket.send(JSON.stringify({ type: "ack", offset: this.offset }));
     this.status();
     this.onChange();
   }
