@@ -209,6 +209,15 @@ def round_trip() -> None:
     from apps.sync.client.queue import Queue
     from apps.todos import services
 
+    from apps.todos.models import OutboxEvent
+
+    from apps.sync.models import SyncRecord, SyncTodo, SyncUser
+
+    # The bench's own database: what an interrupted run left unpublished, and what the sink stored
+    # of the topics of earlier runs (their offsets would hide this run's records).
+    OutboxEvent.objects.all().delete()
+    for model in (SyncRecord, SyncTodo, SyncUser):
+        model.objects.all().delete()
     User = get_user_model()
     alice = User.objects.get_or_create(username="bench-sync-rt")[0]
     todo = services.todo_create(actor=alice, title="round trip", correlation_id="bench").todo_id
