@@ -16,7 +16,9 @@ UNIT = Path(__file__).resolve().parent / "unit"
 # `make test`'s two workers each take whole modules, and a long one taken last would run alone
 # at the end while the other worker idles.
 SLOW_MODULES = ("tests/test_outages.py", "tests/analytics/test_stream.py", "tests/reminders/test_scheduler.py",
-                "tests/reminders/test_delivery.py", "tests/projections/test_projection.py")
+                "tests/reminders/test_delivery.py", "tests/projections/test_projection.py",
+                "tests/sync/test_syncclient.py", "tests/sync/test_coordinator.py", "tests/web/test_browser.py",
+                "tests/web/test_sync_page.py", "tests/sync/test_push.py")
 
 
 def pytest_collection_modifyitems(items):

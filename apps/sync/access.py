@@ -5,9 +5,25 @@
   sockets are told at once by apps.realtime.access (`access.changed`), and reset.
 - A user who joins a team sees its todos, whose earlier events never named them: the todos'
   latest state is copied into theirs, and their devices take a snapshot likewise
-  (services.user_access_widened tells the open sockets itself).
+  (services.user_access_widened tells the open sockets itself). Todos whose events were still
+  on their way to the sink then are copied by the same function again COPY_AGAIN_AFTER_S later
+  (a Celery task; copying again is idempotent).
 """
-from apps.sync import services
+from django.db import transaction
+
+from apps.sync import services, tasks
+from apps.todos.models import TodoState
+
+COPY_AGAIN_AFTER_S = 15  # well past the pipeline's latency (relay, coordinator, sink: ~0.1 s)
+
+
+def _widened(user_id: int, team_ids: list) -> None:
+    services.user_access_widened(user_id=user_id, team_ids=team_ids)
+    if not TodoState.objects.filter(team_id__in=team_ids).exists():
+        return  # a new team: nothing can be on its way
+    teams = [str(team) for team in team_ids]
+    transaction.on_commit(lambda: tasks.team_todos_copy_again.apply_async(args=[user_id, teams],
+                                                                          countdown=COPY_AGAIN_AFTER_S), robust=True)
 
 
 def on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
@@ -17,7 +33,7 @@ def on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):
         for user_id in [instance.pk] if reverse else sorted(pk_set):  # reverse: user.teams.remove(team)
             services.user_access_narrowed(user_id=user_id)
     elif reverse:  # user.teams.add(team, ...)
-        services.user_access_widened(user_id=instance.pk, team_ids=sorted(pk_set))
+        _widened(instance.pk, sorted(pk_set))
     else:  # team.members.add(user, ...)
         for user_id in sorted(pk_set):
-            services.user_access_widened(user_id=user_id, team_ids=[instance.pk])
+            _widened(user_id, [instance.pk])

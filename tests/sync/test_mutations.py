@@ -255,3 +255,32 @@ def test_a_todo_created_offline_is_edited_by_the_same_device_without_conflict(ow
     assert edited["applied"] == ["priority", "title"] and edited["conflicts"] == []
     event = OutboxEvent.objects.filter(event_type="TodoCreated").last().payload
     assert f'"deviceId": "{phones.devices["A"].id}"' in event and '"mutationId": 1' in event
+
+
+def test_a_member_who_joins_gets_the_teams_todos_also_those_still_on_their_way(user_factory):
+    """Joining copies the team's todos as the sink holds them; one still on its way (committed,
+    not in the sink yet) comes with the copy made again a little later."""
+    from apps.sync import tasks
+    from apps.sync.models import SyncTodo, SyncUser
+    from apps.todos.models import Team
+
+    owner, newcomer = user_factory(), user_factory()
+    team = Team.objects.create(name="home", owner=owner)
+    team.members.add(owner)
+    held = services.todo_create(actor=owner, title="held by the sink", team_id=team.id, correlation_id="a")
+    on_its_way = services.todo_create(actor=owner, title="on its way", team_id=team.id, correlation_id="b")
+    document = {"id": str(held.todo_id), "teamId": str(team.id), "title": "held by the sink", "version": 1}
+    SyncTodo.objects.create(user_id=owner.pk, todo_id=held.todo_id, version=1, visible=True, todo=document)
+    SyncUser.objects.create(user_id=newcomer.pk, partition=0, offset=5)
+
+    team.members.add(newcomer)
+    assert set(SyncTodo.objects.filter(user_id=newcomer.pk).values_list("todo_id", flat=True)) == {held.todo_id}
+    assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 1, "its devices take a snapshot"
+
+    SyncTodo.objects.create(user_id=owner.pk, todo_id=on_its_way.todo_id, version=1, visible=True,
+                            todo={**document, "id": str(on_its_way.todo_id), "title": "on its way"})
+    assert tasks.team_todos_copy_again(newcomer.pk, [str(team.id)]) == 1
+    assert SyncTodo.objects.filter(user_id=newcomer.pk).count() == 2
+    assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 2
+    assert tasks.team_todos_copy_again(newcomer.pk, [str(team.id)]) == 0, "nothing newer: nothing changes"
+    assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 2
