@@ -12,14 +12,12 @@
 from django.db import transaction
 
 from apps.sync import services, tasks
-from apps.todos.models import TodoState
 
 COPY_AGAIN_AFTER_S = 15  # well past the pipeline's latency (relay, coordinator, sink: ~0.1 s)
 
 
 def _widened(user_id: int, team_ids: list) -> None:
-    services.user_access_widened(user_id=user_id, team_ids=team_ids)
-    if not TodoState.objects.filter(team_id__in=team_ids).exists():
+    if services.user_access_widened(user_id=user_id, team_ids=team_ids) is None:
         return  # a new team: nothing can be on its way
     teams = [str(team) for team in team_ids]
     transaction.on_commit(lambda: tasks.team_todos_copy_again.apply_async(args=[user_id, teams],

@@ -114,16 +114,17 @@ _COPY_TEAM_TODOS = (
 )
 
 
-def user_access_widened(*, user_id: int, team_ids: list) -> int:
+def user_access_widened(*, user_id: int, team_ids: list) -> int | None:
     """The user joined teams: their todos from before never passed through the user's stream.
     Their latest state (from their other members' streams) becomes the user's, their stream's
     epoch goes up, and each of their devices takes a snapshot at its next connect (online ones
     are told at once). Idempotent: run again (apps.sync.tasks.team_todos_copy_again), it copies
-    only what is newer. How many of the user's todos it changed."""
+    only what is newer. How many of the user's todos it changed; None when the teams have no
+    todos (none to copy now, none on its way)."""
     todo_ids = [str(todo_id) for todo_id in TodoState.objects.filter(team_id__in=team_ids, deleted=False)
                 .values_list("id", flat=True)]
     if not todo_ids:
-        return 0  # a new team, or one without todos: nothing new to see
+        return None  # a new team, or one without todos: nothing new to see
     with connection.cursor() as cursor:
         cursor.execute(_COPY_TEAM_TODOS, [user_id, todo_ids, [str(team) for team in team_ids]])
         changed = cursor.rowcount

@@ -15,7 +15,7 @@ def prune_records() -> int:
 
 
 @shared_task(acks_late=True)
-def team_todos_copy_again(user_id: int, team_ids: list[str]) -> int:
+def team_todos_copy_again(user_id: int, team_ids: list[str]) -> int | None:
     """A todo whose events were on their way when the user joined (committed, not yet in the
     sink) was not copied then: copy again, once the sink has them."""
     return services.user_access_widened(user_id=user_id, team_ids=team_ids)
