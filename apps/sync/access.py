@@ -5,23 +5,21 @@
   sockets are told at once by apps.realtime.access (`access.changed`), and reset.
 - A user who joins a team sees its todos, whose earlier events never named them: the todos'
   latest state is copied into theirs, and their devices take a snapshot likewise
-  (services.user_access_widened tells the open sockets itself). Todos whose events were still
-  on their way to the sink then are copied by the same function again COPY_AGAIN_AFTER_S later
-  (a Celery task; copying again is idempotent).
+  (services.user_access_widened tells the open sockets itself). When some todos' newest events
+  were still on their way to the sink, a Celery task copies again, at growing intervals, until
+  the user holds every team todo at its latest version (copying again is idempotent).
 """
 from django.db import transaction
 
 from apps.sync import services, tasks
 
-COPY_AGAIN_AFTER_S = 15  # well past the pipeline's latency (relay, coordinator, sink: ~0.1 s)
-
 
 def _widened(user_id: int, team_ids: list) -> None:
-    if services.user_access_widened(user_id=user_id, team_ids=team_ids) is None:
-        return  # a new team: nothing can be on its way
+    if not services.user_access_widened(user_id=user_id, team_ids=team_ids):
+        return  # the copy is complete
     teams = [str(team) for team in team_ids]
-    transaction.on_commit(lambda: tasks.team_todos_copy_again.apply_async(args=[user_id, teams],
-                                                                          countdown=COPY_AGAIN_AFTER_S), robust=True)
+    transaction.on_commit(lambda: tasks.team_todos_catch_up.apply_async(
+        args=[user_id, teams], countdown=tasks.catch_up_delay(0)), robust=True)
 
 
 def on_membership_changed(sender, instance, action, pk_set, reverse, **kwargs):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.sync.models import Device, SyncRecord as RecordRow, SyncTodo, SyncUser
 from apps.sync.records import SyncRecord
-from apps.todos.models import TodoState
+from apps.todos.models import Team, TodoState
 from polystack import live
 from polystack.sockets import ACCESS_CHANGED
 
@@ -103,35 +103,50 @@ def user_access_narrowed(*, user_id: int) -> None:
     SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
 
 
+# Of the teams' todos (%s: user, teams), those whose latest version the user's copy lacks: ones
+# they do not hold and that still exist, and ones they hold at an older version (also deleted).
+_BEHIND = (
+    f"SELECT s.id FROM {TodoState._meta.db_table} s LEFT JOIN {SyncTodo._meta.db_table} t "
+    "ON t.user_id = %s AND t.todo_id = s.id WHERE s.team_id = ANY(%s::uuid[]) "
+    "AND (t.todo_id IS NULL AND NOT s.deleted OR t.version < s.version)"
+)
+# Each todo's newest row in anyone's stream becomes the user's (%s: user, todos). At one
+# version every recipient has the same todo; one may not see it (taken from them), so a
+# visible row is preferred; none visible at the newest version means deleted.
 _COPY_TEAM_TODOS = (
     f"INSERT INTO {SyncTodo._meta.db_table} AS t (user_id, todo_id, version, visible, todo) "
-    "SELECT %s, todo_id, version, true, todo FROM ("
-    f"  SELECT DISTINCT ON (todo_id) todo_id, version, todo FROM {SyncTodo._meta.db_table} "
-    "   WHERE todo_id = ANY(%s::uuid[]) ORDER BY todo_id, version DESC) latest "
-    "WHERE todo IS NOT NULL AND todo->>'teamId' = ANY(%s) "
-    "ON CONFLICT (user_id, todo_id) DO UPDATE SET version = EXCLUDED.version, visible = true, todo = EXCLUDED.todo "
-    "WHERE t.version < EXCLUDED.version"
+    "SELECT %s, todo_id, version, visible, CASE WHEN visible THEN todo END FROM ("
+    f"  SELECT DISTINCT ON (todo_id) todo_id, version, visible, todo FROM {SyncTodo._meta.db_table} "
+    "   WHERE todo_id = ANY(%s::uuid[]) ORDER BY todo_id, version DESC, visible DESC) latest "
+    "ON CONFLICT (user_id, todo_id) DO UPDATE SET version = EXCLUDED.version, visible = EXCLUDED.visible, "
+    "todo = EXCLUDED.todo WHERE t.version < EXCLUDED.version"
 )
 
 
-def user_access_widened(*, user_id: int, team_ids: list) -> int | None:
-    """The user joined teams: their todos from before never passed through the user's stream.
-    Their latest state (from their other members' streams) becomes the user's, their stream's
-    epoch goes up, and each of their devices takes a snapshot at its next connect (online ones
-    are told at once). Idempotent: run again (apps.sync.tasks.team_todos_copy_again), it copies
-    only what is newer. How many of the user's todos it changed; None when the teams have no
-    todos (none to copy now, none on its way)."""
-    todo_ids = [str(todo_id) for todo_id in TodoState.objects.filter(team_id__in=team_ids, deleted=False)
-                .values_list("id", flat=True)]
-    if not todo_ids:
-        return None  # a new team, or one without todos: nothing new to see
+def user_access_widened(*, user_id: int, team_ids: list) -> int:
+    """The user joined teams: their todos' events from before never named the user, so no
+    record of them is in the user's stream. Each todo's newest row in another member's stream
+    becomes the user's, their stream's epoch goes up, and each of their devices takes a
+    snapshot at its next connect (online ones are told at once).
+
+    A todo whose newest events were still on their way (committed, not yet through the
+    coordinator and the sink) is copied at an older version, or not at all. Answers how many
+    todos the user's copy still lacks: the caller runs this again (apps.sync.tasks
+    .team_todos_catch_up) until none, once the sink has stored their newest versions. Running
+    it again copies only what is newer, and nothing of a team the user has left since."""
+    teams = [str(team) for team in Team.objects.filter(id__in=team_ids, members=user_id).values_list("id", flat=True)]
     with connection.cursor() as cursor:
-        cursor.execute(_COPY_TEAM_TODOS, [user_id, todo_ids, [str(team) for team in team_ids]])
+        cursor.execute(_BEHIND, [user_id, teams])
+        behind = [todo_id for (todo_id,) in cursor.fetchall()]
+        if not behind:
+            return 0
+        cursor.execute(_COPY_TEAM_TODOS, [user_id, behind])
         changed = cursor.rowcount
-    if changed:
-        SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
-        live.tell_after_commit(user_id, {"type": ACCESS_CHANGED})
-    return changed
+        if changed:
+            SyncUser.objects.filter(user_id=user_id).update(epoch=F("epoch") + 1)
+            live.tell_after_commit(user_id, {"type": ACCESS_CHANGED})
+        cursor.execute(_BEHIND, [user_id, teams])
+        return len(cursor.fetchall())
 
 
 # --- the sink --------------------------------------------------------------------------------

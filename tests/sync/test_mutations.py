@@ -258,8 +258,11 @@ def test_a_todo_created_offline_is_edited_by_the_same_device_without_conflict(ow
 
 
 def test_a_member_who_joins_gets_the_teams_todos_also_those_still_on_their_way(user_factory):
-    """Joining copies the team's todos as the sink holds them; one still on its way (committed,
-    not in the sink yet) comes with the copy made again a little later."""
+    """Joining copies the team's todos as the sink holds them. Those still on their way
+    (committed, not in the sink yet: one created, one deleted) are copied by the catch-up task,
+    which tries again while the sink lacks them; a member who left meanwhile gets nothing."""
+    from celery.exceptions import Retry
+
     from apps.sync import tasks
     from apps.sync.models import SyncTodo, SyncUser
     from apps.todos.models import Team
@@ -274,13 +277,28 @@ def test_a_member_who_joins_gets_the_teams_todos_also_those_still_on_their_way(u
     SyncUser.objects.create(user_id=newcomer.pk, partition=0, offset=5)
 
     team.members.add(newcomer)
-    assert set(SyncTodo.objects.filter(user_id=newcomer.pk).values_list("todo_id", flat=True)) == {held.todo_id}
+    mine = SyncTodo.objects.filter(user_id=newcomer.pk)
+    assert set(mine.values_list("todo_id", flat=True)) == {held.todo_id}
     assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 1, "its devices take a snapshot"
+    with pytest.raises(Retry):
+        tasks.team_todos_catch_up(newcomer.pk, [str(team.id)])  # the sink lacks "on its way": later
 
     SyncTodo.objects.create(user_id=owner.pk, todo_id=on_its_way.todo_id, version=1, visible=True,
                             todo={**document, "id": str(on_its_way.todo_id), "title": "on its way"})
-    assert tasks.team_todos_copy_again(newcomer.pk, [str(team.id)]) == 1
-    assert SyncTodo.objects.filter(user_id=newcomer.pk).count() == 2
+    assert tasks.team_todos_catch_up(newcomer.pk, [str(team.id)]) == 0
+    assert mine.count() == 2 and SyncUser.objects.get(user_id=newcomer.pk).epoch == 2
+    assert tasks.team_todos_catch_up(newcomer.pk, [str(team.id)]) == 0, "nothing newer: nothing changes"
     assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 2
-    assert tasks.team_todos_copy_again(newcomer.pk, [str(team.id)]) == 0, "nothing newer: nothing changes"
-    assert SyncUser.objects.get(user_id=newcomer.pk).epoch == 2
+
+    services.todo_delete(actor=owner, todo_id=held.todo_id, correlation_id="c")  # its event was not for them
+    with pytest.raises(Retry):
+        tasks.team_todos_catch_up(newcomer.pk, [str(team.id)])
+    SyncTodo.objects.filter(user_id=owner.pk, todo_id=held.todo_id).update(version=2, visible=False, todo=None)
+    assert tasks.team_todos_catch_up(newcomer.pk, [str(team.id)]) == 0
+    assert mine.get(todo_id=held.todo_id).visible is False, "deleted on their way: deleted for the newcomer too"
+
+    services.todo_update(actor=owner, todo_id=on_its_way.todo_id, title="renamed", correlation_id="d")
+    team.members.remove(newcomer)
+    SyncTodo.objects.filter(user_id=owner.pk, todo_id=on_its_way.todo_id).update(version=2)
+    assert tasks.team_todos_catch_up(newcomer.pk, [str(team.id)]) == 0, "left the team: nothing to catch up"
+    assert mine.get(todo_id=on_its_way.todo_id).version == 1

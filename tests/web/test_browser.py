@@ -109,7 +109,7 @@ def test_a_team_is_joined_by_accepting_an_invitation_on_the_page_and_left_there(
     a.get_by_role("button", name="Add todo").click()
     expect(a.locator("li.todo", has_text="Team plans")).to_be_visible()
     # On the server and back: a member who joins gets the team's todos as the sync sink holds them
-    # (one still on its way reaches them with the copy made again 15 s later: README, Phase 5).
+    # (one still on its way follows when the sink has it: README, Phase 5).
     expect(a.locator("li.todo.pending")).to_have_count(0, timeout=15_000)
     a.get_by_label("Invite someone to Platform").fill("carol")
     a.get_by_role("button", name="Invite").click()
