@@ -154,27 +154,48 @@ def alice_client(user_factory):
     return helpers.api_client(user_factory(username="alice"))
 
 
-@pytest.fixture
-def web(roles, tmp_path):
-    """The web role (daphne: HTTP and WebSockets) on a free loopback port; its base URL.
+class WebRole:
+    """The web role (daphne: HTTP and WebSockets) on a free loopback port, which a test may stop
+    (the server gone, as a browser without network sees it) and start again on the same port.
     Its log goes to a file: a pipe nobody reads would fill up and stall the server."""
-    import urllib.request
 
-    port = helpers.free_port()
-    log = open(tmp_path / "web.log", "w")
-    roles("runserver", "--noreload", f"127.0.0.1:{port}", stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    def __init__(self, roles, log_path):
+        self.roles, self.log_path, self.process = roles, log_path, None
+        self.port = helpers.free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
 
-    def up():
+    def start(self) -> None:
+        with open(self.log_path, "a") as log:
+            self.process = self.roles("runserver", "--noreload", f"127.0.0.1:{self.port}", stdout=log,
+                                      stderr=subprocess.STDOUT)
+        helpers.wait_until(self.up, what=f"the web role on {self.base} (log: {self.log_path})")
+
+    def stop(self) -> None:
+        self.process.kill()
+        helpers.stop(self.process)
+
+    def up(self) -> bool:
+        import urllib.request
+
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+            with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as answer:
                 return answer.status == 200
         except OSError:
             return False
 
-    helpers.wait_until(up, what=f"the web role on {base} (log: {tmp_path / 'web.log'})")
-    yield base
-    log.close()
+
+@pytest.fixture
+def web_role(roles, tmp_path):
+    """The web role, started: `.base`, `.stop()`, `.start()`."""
+    role = WebRole(roles, tmp_path / "web.log")
+    role.start()
+    return role
+
+
+@pytest.fixture
+def web(web_role):
+    """The web role's base URL."""
+    return web_role.base
 
 
 @pytest.fixture

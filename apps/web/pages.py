@@ -6,12 +6,17 @@ the page's socket asks for exactly what happened after the page was read; from t
 page follows live frames, fills version gaps through the socket, and sends commands to the
 REST API with the session (and its CSRF token).
 """
+import hashlib
+import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
@@ -70,6 +75,23 @@ def analytics(request: HttpRequest) -> HttpResponse:
     if user.is_staff:
         scopes.append({"value": "all", "label": "Everyone"})
     return render(request, "web/analytics.html", {"bootstrap": {"scopes": scopes}})
+
+
+# What the service worker keeps for opening the todo page offline: the page and these assets.
+OFFLINE_ASSETS = ("web/app.css", "web/sync.js", "web/app.js")
+SERVICE_WORKER = Path(__file__).parent / "static" / "web" / "sw.js"
+
+
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """The service worker (static/web/sw.js), served at the site's root so that its scope is
+    the whole site, with what it keeps: the page's and its assets' URLs (hashed names when
+    deployed). Its version changes with them, which replaces an installed worker. Nothing in it
+    is private (the page it keeps is fetched with the user's own cookie, in their browser)."""
+    shell = {"page": reverse("todos"), "assets": [static(asset) for asset in OFFLINE_ASSETS]}
+    code = SERVICE_WORKER.read_text()
+    shell["version"] = hashlib.sha256((json.dumps(shell) + code).encode()).hexdigest()[:12]
+    return HttpResponse(f"const SHELL = {json.dumps(shell)};\n{code}", content_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
 
 
 # How a snooze link that cannot snooze answers (services.SnoozeLinkError.reason).

@@ -29,6 +29,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/todos/", permanent=False)),
     path("todos/", pages.todos, name="todos"),
     path("analytics/", pages.analytics, name="analytics"),
+    path("sw.js", pages.service_worker, name="service-worker"),
     path("reminders/snooze/<str:token>/", pages.snooze_link, name="snooze-link"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -86,3 +86,53 @@ def test_two_tabs_of_one_browser_are_one_device_and_lose_no_change(synced, alice
         expect(page.locator("li.todo:not(.pending)")).to_have_count(6, timeout=20_000)
     assert sorted(titles(first)) == sorted(titles(second)) == sorted(
         [f"first tab {n}" for n in range(3)] + [f"second tab {n}" for n in range(3)])
+
+
+KEPT = "async () => navigator.serviceWorker.controller !== null && !!(await caches.match('/todos/'))"
+
+
+def test_the_page_opens_with_no_network_and_pushes_what_was_done_meanwhile(synced, web_role, alice, browser):
+    """Reloaded with the server gone and the browser offline, the page opens from what its
+    service worker kept and its todos from IndexedDB; a change made then is pushed when the
+    server is back. Signing out drops the kept page."""
+    page = sign_in(browser, synced, "alice")
+    page.get_by_label("New todo").fill("Before the outage")
+    page.get_by_role("button", name="Add todo").click()
+    expect(page.locator("li.todo:not(.pending)", has_text="Before the outage")).to_be_visible(timeout=15_000)
+    page.wait_for_function(KEPT, timeout=15_000)
+
+    web_role.stop()  # no server at all: the worker's own fetches fail too, not only the page's
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.locator("#connection")).to_contain_text("Offline")
+    expect(page.locator("li.todo", has_text="Before the outage")).to_be_visible()
+    page.get_by_label("New todo").fill("Written with no server")
+    page.get_by_role("button", name="Add todo").click()
+    expect(page.locator("#connection")).to_contain_text("1 change waiting")
+
+    web_role.start()
+    page.context.set_offline(False)
+    expect(page.locator("#connection")).to_have_text("Live", timeout=20_000)
+    expect(page.locator("li.todo.pending")).to_have_count(0, timeout=15_000)
+    elsewhere = sign_in(browser, synced, "alice")  # another browser: what the server holds
+    expect(elsewhere.locator("li.todo")).to_have_count(2, timeout=15_000)
+    assert set(titles(elsewhere)) == {"Before the outage", "Written with no server"}
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_function("async () => !(await caches.match('/todos/'))", timeout=15_000)
+
+
+def test_the_service_worker_keeps_the_assets_the_page_loads(client, user_factory):
+    """/sw.js is served to anyone (it holds nothing private), never from a stale HTTP cache, and
+    names the page and exactly the stylesheet and scripts that page loads."""
+    import json
+    import re
+
+    worker = client.get("/sw.js")
+    assert worker.status_code == 200 and worker["Content-Type"].startswith("text/javascript")
+    assert worker["Cache-Control"] == "no-cache"
+    shell = json.loads(re.match(r"const SHELL = (.*);\n", worker.content.decode()).group(1))
+    client.force_login(user_factory())
+    page = client.get(shell["page"]).content.decode()
+    loaded = set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page))
+    assert set(shell["assets"]) == loaded, "an asset the page loads and the worker does not keep breaks it offline"

@@ -444,6 +444,11 @@ render();
 renderFeed();
 renderPreferences();
 sync.start().catch((error) => say(`Sync could not start: ${error.message}`));
+// Keeps this page and its scripts for opening it offline (sw.js). Browsers allow a service worker
+// on https and on localhost only: elsewhere an open page still works offline, a reload does not.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch((error) => console.warn("no offline page:", error.message));
+}
 loadDevices();
 loadConflicts();
 loadPolicy();
