@@ -3,6 +3,7 @@ cache (Redis) so that every web process counts together. Over a rate: 429 with R
 
 - The REST API: `API_THROTTLE_RATES` per signed-in user ("user") and per address ("anon").
 - WebSocket connects: `WS_CONNECT_RATE` per user (a client reconnecting in a loop).
+- Device mutations pushed over /ws/sync/: `WS_PUSH_RATE` per user, counted in mutations.
 - Sign-in (`POST /api/auth/token/`, `/login/`, `/admin/login/`): `LOGIN_THROTTLE_RATE` per
   address and, separately, per username tried, so neither one address trying many names nor
   many addresses trying one name gets far.
@@ -55,23 +56,32 @@ class AnonThrottle(_RatesFromSettings, AnonRateThrottle):
     pass
 
 
-def hit(key: str, rate: str) -> int | None:
-    """Count one event of `key` against `rate` ("30/min"); the seconds to wait when over it.
+def hit(key: str, rate: str, cost: int = 1) -> int | None:
+    """Count `cost` events of `key` against `rate` ("30/min"); the seconds to wait when over it.
     Lets it through (None) when the cache is unreachable."""
     try:
-        return _hit(key, *parse_rate(rate))
+        return _hit(key, *parse_rate(rate), cost)
     except RedisError as exc:
         logger.warning("throttle skipped: the cache is unreachable (%s)", exc)
         return None
 
 
-def _hit(key: str, limit: int, period: int) -> int | None:
-    """Count one attempt in the current window of `period` seconds; the seconds to wait when
-    the window already holds `limit`, else None."""
+def forget(key: str, rate: str) -> None:
+    """Drop what `key` counted in the current window of `rate` (an operator lifting a block)."""
+    cache.delete(_window(key, parse_rate(rate)[1], time.time()))
+
+
+def _window(key: str, period: int, now: float) -> str:
+    return f"{key}:{int(now // period)}"
+
+
+def _hit(key: str, limit: int, period: int, cost: int = 1) -> int | None:
+    """Count `cost` attempts in the current window of `period` seconds; the seconds to wait
+    when the window then holds more than `limit`, else None."""
     now = time.time()
-    window = f"{key}:{int(now // period)}"
+    window = _window(key, period, now)
     cache.add(window, 0, timeout=period)
-    if cache.incr(window) > limit:
+    if cache.incr(window, cost) > limit:
         return int(period - now % period) + 1
     return None
 

@@ -159,15 +159,15 @@ class WebRole:
     (the server gone, as a browser without network sees it) and start again on the same port.
     Its log goes to a file: a pipe nobody reads would fill up and stall the server."""
 
-    def __init__(self, roles, log_path):
-        self.roles, self.log_path, self.process = roles, log_path, None
+    def __init__(self, roles, log_path, env: dict | None = None):
+        self.roles, self.log_path, self.env, self.process = roles, log_path, env, None
         self.port = helpers.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         with open(self.log_path, "a") as log:
-            self.process = self.roles("runserver", "--noreload", f"127.0.0.1:{self.port}", stdout=log,
-                                      stderr=subprocess.STDOUT)
+            self.process = self.roles("runserver", "--noreload", f"127.0.0.1:{self.port}", env=self.env,
+                                      stdout=log, stderr=subprocess.STDOUT)
         helpers.wait_until(self.up, what=f"the web role on {self.base} (log: {self.log_path})")
 
     def stop(self) -> None:

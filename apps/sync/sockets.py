@@ -26,7 +26,8 @@ Connect with `?token=<DRF token>` (a native client: no Origin needed) or the ses
     {"type": "pushed", "lastMutationId": n, "results": [<result>, ...], "refused": "..."}
         the result of each mutation of a push, in order; "refused" (with no result for the
         rest) when the push could not go on: a gap ("gap": true; resend from n + 1), a mutation
-        without an id, or the server failing (push again later)
+        without an id, the server failing (push again later), or the user's devices pushing
+        more than WS_PUSH_RATE mutations (none applied; "retryAfter": seconds to wait)
     {"type": "error", "error": "..."}       a bad frame; the socket stays open
     {"type": "notification", ...}           a new in-app notification of the user (the page's feed)
     {"type": "pong"}
@@ -51,10 +52,12 @@ import json
 import logging
 import uuid
 
+from django.conf import settings
+
 from apps.sync import mutations, selectors, services
 from apps.sync.api.serializers import MAX_MUTATION_ID
 from apps.sync.models import Device
-from polystack import live
+from polystack import live, throttle
 from polystack.sockets import UserSocket, off_thread
 
 logger = logging.getLogger("apps.sync")
@@ -132,6 +135,13 @@ class SyncSocket(UserSocket):
         batch = frame.get("mutations")
         if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_PUSH:
             return await self.error(f"push: mutations must be a list of 1 to {MAX_PUSH}")
+        wait = await off_thread(throttle.hit)(f"ws:push:{self.user_id}", settings.WS_PUSH_RATE, cost=len(batch))
+        if wait:
+            logger.warning("user %s pushes too many mutations: refused for %s s", self.user_id, wait)
+            last = await off_thread(services.device_last_mutation)(device_id=self.device.id)
+            return await self.send(text_data=json.dumps({
+                "type": "pushed", "lastMutationId": last, "results": [], "retryAfter": wait, "gap": False,
+                "refused": f"too many changes at once: they go again in {wait} s"}))
         results, refused, gap = [], None, False
         for raw in batch:
             number = raw.get("id") if isinstance(raw, dict) else None

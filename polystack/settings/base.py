@@ -117,6 +117,9 @@ API_THROTTLE_RATES = {
 }
 LOGIN_THROTTLE_RATE = env.get("LOGIN_THROTTLE_RATE", "10/min")
 WS_CONNECT_RATE = env.get("WS_CONNECT_RATE", "30/min")
+# Mutations a user's devices may push over /ws/sync/: a device back from days offline with
+# 5,000 changes pushes them in a minute; a flood waits (its push is refused with retryAfter).
+WS_PUSH_RATE = env.get("WS_PUSH_RATE", "6000/min")
 # The web role's garbage collection (polystack/gcpolicy.py): freeze what is alive this often,
 # thaw and collect once this often (seconds; 0 switches a part off).
 GC_FREEZE_EVERY_S = env.get_int("GC_FREEZE_EVERY_S", 10)

@@ -199,3 +199,32 @@ def test_bad_pushes_are_answered_and_the_socket_goes_on(synced, user_factory):
     assert TodoState.objects.get(id=todo).title == "at last"
     device.send({"type": "ping"})
     device.read_until(lambda f: f["type"] == "pong", what="the socket still serving")
+
+
+def test_a_flood_of_mutations_is_refused_until_the_window_turns(roles, user_factory, tmp_path):
+    """Mutations pushed per user are rated (WS_PUSH_RATE, counted in mutations): past it, a push
+    is refused whole with retryAfter, nothing of it applied, and the device's number stays."""
+    from polystack import throttle
+    from tests.conftest import WebRole
+
+    rate = "3/d"  # a day's window: a minute's could turn over between the pushes
+    web = WebRole(roles, tmp_path / "web.log", env={"WS_PUSH_RATE": rate})
+    web.start()
+    alice = user_factory()
+    throttle.forget(f"ws:push:{alice.pk}", rate)  # counted by user id: ids come again in a new test database
+    device = DeviceSocket(web.base, token=token(alice), device_id=register(helpers.api_client(alice), "laptop"))
+    device.ready()
+    device.queue.change("create", title="one")
+    device.queue.change("create", title="two")
+    assert [r["status"] for r in device.pushed()["results"]] == ["applied", "applied"]
+
+    device.queue.change("create", title="three")
+    device.queue.change("create", title="four")
+    answer = device.pushed()
+    assert answer["results"] == [] and answer["lastMutationId"] == 2 and answer["retryAfter"] > 0
+    assert "too many changes" in answer["refused"] and answer["gap"] is False
+    assert TodoState.objects.filter(owner=alice).count() == 2
+
+    throttle.forget(f"ws:push:{alice.pk}", rate)  # the window turned
+    assert [r["status"] for r in device.pushed()["results"]] == ["applied", "applied"]
+    assert TodoState.objects.filter(owner=alice).count() == 4

@@ -275,7 +275,8 @@ class SyncClient {
         await this.confirmed(frame.lastMutationId);
         this.onResults(frame.results, frame.gap ? null : frame.refused); // a gap heals itself
         // Refused (a gap: another tab's change not stored yet; or the server busy): a moment later.
-        if (frame.refused) setTimeout(() => this.push(), 1000); else this.push();
+        // Too many changes at once: when the server says.
+        if (frame.refused) setTimeout(() => this.push(), (frame.retryAfter || 1) * 1000); else this.push();
         break;
       default:
         this.onFrame(frame);
