@@ -13,8 +13,8 @@ UNIT = Path(__file__).resolve().parent / "unit"
 
 
 # Modules that take minutes (seconds in a run of the whole suite, see --durations) start first:
-# `make test`'s two workers each take whole modules, and a long one taken last would run alone
-# at the end while the other worker idles.
+# `make test`'s workers each take whole modules, and a long one taken last would run alone at
+# the end while the other workers idle.
 SLOW_MODULES = ("tests/test_outages.py", "tests/analytics/test_stream.py", "tests/reminders/test_scheduler.py",
                 "tests/reminders/test_delivery.py", "tests/projections/test_projection.py",
                 "tests/sync/test_syncclient.py", "tests/sync/test_coordinator.py", "tests/web/test_browser.py",
