@@ -31,7 +31,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from polystack import live, throttle
+from polystack import live, metrics, throttle
 
 logger = logging.getLogger("polystack.sockets")
 
@@ -88,6 +88,8 @@ class UserSocket(AsyncWebsocketConsumer):
     """A signed-in user's socket (see the module's docstring)."""
 
     max_frame_bytes = MAX_FRAME_BYTES
+    metrics_name = "socket"  # the `socket` label of its metrics (polystack.metrics)
+    frames_sent = None  # its counter, once accepted
 
     # --- hooks ------------------------------------------------------------------------------
     def before_join(self) -> None:
@@ -141,11 +143,19 @@ class UserSocket(AsyncWebsocketConsumer):
             await self.close(code=RESYNC)  # come back in a moment
             return
         await self.accept()
+        self.frames_sent = metrics.WS_FRAMES.labels(self.metrics_name)
+        metrics.WS_OPEN.labels(self.metrics_name).inc()
         self.rechecks = asyncio.create_task(self._recheck_periodically())
         await self.opened()
 
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        if self.frames_sent is not None and not close:
+            self.frames_sent.inc()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
     async def disconnect(self, code):
         if getattr(self, "rechecks", None) is not None:
+            metrics.WS_OPEN.labels(self.metrics_name).dec()
             self.rechecks.cancel()
         if hasattr(self, "user_id"):
             await live.hub().leave(self.user_id, self)

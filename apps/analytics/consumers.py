@@ -16,7 +16,7 @@ from apps.analytics.processor import WindowProcessor
 from apps.analytics.windows import WINDOWS, WindowSpec
 from apps.todos import events
 from apps.todos.models import Team
-from polystack import live
+from polystack import live, metrics
 from polystack.streaming import topics
 from polystack.streaming.registry import Message, NonRetriableError, consumer, decode_bytes
 from polystack.streaming.topics import resolve
@@ -131,6 +131,8 @@ class WindowSink:
                 rejected.append((message, exc))
         services.window_rows_store(rows=rows)
         services.late_events_record(events=late)
+        for event in late:
+            metrics.ANALYTICS_LATE.labels(event["window"]).inc()
         _tell_dashboards(rows)
         return rejected
 

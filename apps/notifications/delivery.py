@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from apps.notifications.api.serializers import notification_json
 from apps.notifications.models import EMAIL, Notification
-from polystack import live, outages
+from polystack import live, metrics, outages
 
 logger = logging.getLogger("apps.notifications")
 
@@ -86,6 +86,7 @@ def deliver(notification_id: int, *, on_sent: Callable[[Notification], None] | N
     try:
         _send(notification, mail)
     except Exception as exc:
+        metrics.NOTIFICATIONS.labels(notification.channel, "failed").inc()
         if mail is not None:
             close_quietly(mail)  # the next send starts on a fresh connection
         Notification.objects.filter(id=notification.id, status=Notification.Status.SENDING).update(
@@ -96,6 +97,8 @@ def deliver(notification_id: int, *, on_sent: Callable[[Notification], None] | N
             status=Notification.Status.SENT, sent_at=timezone.now(), last_error="")
         if marked and on_sent is not None:
             on_sent(notification)
+    if marked:
+        metrics.NOTIFICATIONS.labels(notification.channel, "sent").inc()
     return bool(marked)
 
 

@@ -66,6 +66,8 @@ class TodoSocket(UserSocket):
     """Live todo events and notifications, after catching up from `after=` (see the module's
     docstring); sign-in, throttling, frames and credential checks are UserSocket's."""
 
+    metrics_name = "todos"
+
     def before_join(self) -> None:
         self.reached: dict[int, int] = {}  # live frames at or below these offsets were caught up
 

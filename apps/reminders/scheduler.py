@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
@@ -32,7 +32,7 @@ from apps.reminders.services import ARMED_CHANNEL
 from apps.todos import reminder_events
 from apps.todos.models import TodoState
 from apps.todos.services import outbox_append
-from polystack import db, outages
+from polystack import db, metrics, outages
 from polystack.streaming.topics import REMINDER_EVENTS
 
 logger = logging.getLogger("apps.reminders.scheduler")
@@ -133,6 +133,9 @@ class Scheduler:
             if fired:
                 outbox_append(cursor, [_reminder_due(row) for row in fired], topic=REMINDER_EVENTS)
         late = sum(1 for row in fired if row[6])
+        for row in fired:  # fired_at - remind_at
+            metrics.REMINDER_LATENESS.observe((datetime.fromisoformat(row[8]) - datetime.fromisoformat(row[5]))
+                                              .total_seconds())
         self.stats.claims += 1
         self.stats.fired += len(fired)
         self.stats.cancelled += len(claimed) - len(fired)

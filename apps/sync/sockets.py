@@ -74,6 +74,7 @@ MAX_PUSH_BYTES = 256 * 1024  # a push of long descriptions; every other frame st
 
 class SyncSocket(UserSocket):
     max_frame_bytes = MAX_PUSH_BYTES
+    metrics_name = "sync"
 
     def before_join(self) -> None:
         self.device: Device | None = None

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 
 from apps.todos.models import OutboxEvent
 from apps.todos.services import OUTBOX_CHANNEL
-from polystack import db, outages
+from polystack import db, metrics, outages
 from polystack.streaming import kafka
 
 logger = logging.getLogger("apps.todos.relay")
@@ -115,7 +115,7 @@ class Relay:
         the highest id read are exactly those in flight. When one is not, the pass drains what
         is in flight and the next pass starts again from the lowest unsent id.
         """
-        published_before = self.stats.published
+        published_before, began = self.stats.published, time.monotonic()
         in_flight, acked, failures = self._in_flight, self._acked, self._failures
         if in_flight.difference(acked):  # a pass cut short: its rows are acknowledged before any is read again
             self._wait_for_acks(in_flight, acked, until=0)
@@ -124,6 +124,8 @@ class Relay:
         finally:
             if acked:  # whatever the broker took leaves the outbox, even on the way out
                 self._delete_acked_and_read(after=None, in_flight=in_flight, acked=acked, rows=False)
+        if self.stats.published > published_before:
+            metrics.RELAY_PASS_SECONDS.observe(time.monotonic() - began)
         return self.stats.published - published_before
 
     def _pump(self, in_flight: set[int], acked: list[int], failures: list) -> None:
@@ -221,6 +223,7 @@ class Relay:
             del acked[:len(deleted)]
             self.stats.published += len(deleted)
             self.stats.batches += 1
+            metrics.RELAY_PUBLISHED.inc(len(deleted))
         return found
 
     def _read(self, cursor, *, after: int | None, in_flight: int) -> list[tuple]:

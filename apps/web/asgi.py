@@ -12,9 +12,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from apps.realtime.auth import OriginCheck, TokenQueryAuthMiddleware  # noqa: E402
 from apps.realtime.routing import websocket_urlpatterns as realtime_sockets  # noqa: E402
 from apps.sync.routing import websocket_urlpatterns as sync_sockets  # noqa: E402
-from polystack import gcpolicy  # noqa: E402
+from polystack import gcpolicy, metrics  # noqa: E402
 
 gcpolicy.start()  # thousands of long-lived sockets: keep full collections short (see gcpolicy)
+metrics.serve("web")  # on METRICS_PORT, never on the web port
 
 application = ProtocolTypeRouter(
     {

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "polystack.metrics.ResponseMetricsMiddleware",  # first: it counts every answer, 503s of outages too
     "django.middleware.security.SecurityMiddleware",
     "polystack.outages.OutageMiddleware",
     # Serves the admin's and the web page's static files from every role, daphne included.

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from django.conf import settings
 from django.db import DataError, close_old_connections
 
-from polystack import outages
+from polystack import metrics, outages
 from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
@@ -179,6 +179,13 @@ class Runner:
         self._dlq: Producer | None = None
         self._dlq_unflushed = False
         self._log_extra = f"consumer={definition.name} group={self.group_id}"
+        name, group = definition.name, self.group_id
+        self._handled = metrics.CONSUMER_MESSAGES.labels(name, group, "handled")
+        self._dead_lettered = metrics.CONSUMER_MESSAGES.labels(name, group, "dead_lettered")
+        self._retried = metrics.CONSUMER_MESSAGES.labels(name, group, "retried")
+        self._batch_size = metrics.CONSUMER_BATCH_SIZE.labels(name)
+        self._handle_seconds = metrics.CONSUMER_HANDLE_SECONDS.labels(name)
+        self._assigned_now = metrics.CONSUMER_ASSIGNED.labels(name, group)
         self._errors_logged: dict[int, tuple[float, int]] = {}  # error code -> (last logged, repeats since)
 
     # --- control -------------------------------------------------------------------------
@@ -256,11 +263,13 @@ class Runner:
             self._errors_logged[error.code()] = (seen, repeats + 1)
 
     def on_assign(self, consumer, partitions) -> None:
+        metrics.CONSUMER_REBALANCES.labels(self.definition.name, self.group_id, "assigned").inc(len(partitions))
         self._set_assigned(self.stats.assigned | {(p.topic, p.partition) for p in partitions})
         logger.info("assigned %s %s", _describe(partitions), self._log_extra)
 
     def on_revoke(self, consumer, partitions) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
+        metrics.CONSUMER_REBALANCES.labels(self.definition.name, self.group_id, "revoked").inc(len(partitions))
         if self._retries is not None:
             self._retries.forget(revoked)
         # Work finished on these partitions must be committed before another member gets them.
@@ -272,6 +281,7 @@ class Runner:
 
     def on_lost(self, consumer, partitions) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
+        metrics.CONSUMER_REBALANCES.labels(self.definition.name, self.group_id, "lost").inc(len(partitions))
         if self._retries is not None:
             self._retries.forget(lost)
         for tp in lost:
@@ -281,6 +291,7 @@ class Runner:
 
     def _set_assigned(self, assigned: set[tuple[str, int]]) -> None:
         self.stats.assigned = assigned
+        self._assigned_now.set(len(assigned))
         self._assignment = [TopicPartition(topic, partition) for topic, partition in sorted(assigned)]
 
     # --- the loop ------------------------------------------------------------------------
@@ -334,6 +345,11 @@ class Runner:
                 return
         self.stats.batches += 1
         self.stats.consumed += len(batch)
+        self._batch_size.observe(len(batch))
+        with self._handle_seconds.time():
+            self._process_batch(batch)
+
+    def _process_batch(self, batch: list) -> None:
         dead: set[tuple[str, int, int]] = set()  # DLQ'd in an earlier attempt of this batch
         handle_all = self._handle_batch if self.definition.handler_kind == "batch" else self._handle_all
         attempt = 0
@@ -542,6 +558,7 @@ class Runner:
             if remaining:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "DLQ messages not acknowledged"))
         self.stats.handled += handled
+        self._handled.inc(handled)
         self._pending.update(done)
         self._uncommitted = True
 
@@ -561,6 +578,8 @@ class Runner:
         self._dlq.poll(0)
         self._dlq_unflushed = True
         self.stats.retried += 1
+        self._retried.inc()
+        metrics.RETRY_SENT.labels(self.definition.name, step.topic).inc()
         logger.warning(
             "attempt %d of %s[%d]@%d failed (%s: %s); retried from %s correlationId=%s %s",
             step.attempts, message.topic, message.partition, message.offset, type(exc).__name__, exc, step.topic,
@@ -584,6 +603,8 @@ class Runner:
         self._dlq.poll(0)
         self._dlq_unflushed = True
         self.stats.dead_lettered += 1
+        self._dead_lettered.inc()
+        metrics.DLQ_SENT.labels(self.definition.name, dlq_topic).inc()
         logger.warning(
             "dead-lettered %s[%d]@%d to %s: %s: %s correlationId=%s %s",
             message.topic, message.partition, message.offset, dlq_topic,

@@ -30,6 +30,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from django.conf import settings
 
+from polystack import metrics
 from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, Message, NonRetriableError
@@ -134,6 +135,7 @@ class TransactionalRunner(Runner):
         self.aborts = 0
         self._producer: Producer | None = None
         self._produced_to: dict[int, int] = {}  # changelog partition -> last offset acknowledged
+        self._committed = metrics.TRANSACTIONS.labels(definition.name, "committed")
 
     # --- clients ---------------------------------------------------------------------------
     def consumer_config(self) -> dict:
@@ -176,6 +178,7 @@ class TransactionalRunner(Runner):
 
     def on_revoke(self, consumer, partitions) -> None:
         # Every batch committed its transaction before the next poll: nothing is pending.
+        metrics.CONSUMER_REBALANCES.labels(self.definition.name, self.group_id, "revoked").inc(len(partitions))
         self._drop_stores(partitions)
         self._set_assigned(self.stats.assigned - {(p.topic, p.partition) for p in partitions})
         logger.info("revoked %s %s", ",".join(f"{p.topic}[{p.partition}]" for p in partitions), self._log_extra)
@@ -208,6 +211,11 @@ class TransactionalRunner(Runner):
     def _process(self, raw_batch: list) -> None:
         self.stats.batches += 1
         self.stats.consumed += len(raw_batch)
+        self._batch_size.observe(len(raw_batch))
+        with self._handle_seconds.time():
+            self._process_batch(raw_batch)
+
+    def _process_batch(self, raw_batch: list) -> None:
         # The group generation this batch was consumed in. librdkafka rejoins the group in its own
         # threads: a process frozen past its session timeout that wakes up mid-batch may be a
         # member again, of a newer generation, by the time it sends its offsets. Sent with that
@@ -231,6 +239,8 @@ class TransactionalRunner(Runner):
             if self._commit_batch(batch, group_metadata):
                 self.stats.handled += len(batch.messages) - len(batch.rejected)
                 self.stats.dead_lettered += len(batch.rejected)
+                self._handled.inc(len(batch.messages) - len(batch.rejected))
+                self._dead_lettered.inc(len(batch.rejected))
             return
 
     def _decode(self, raw_batch: list) -> Batch:
@@ -273,6 +283,7 @@ class TransactionalRunner(Runner):
             self._on_transaction_error(exc.args[0])
             return False
         self.transactions += 1
+        self._committed.inc()
         for partition, store in self.stores.items():
             acknowledged = self._produced_to.get(partition)
             store.committed(changes.get(partition, []), None if acknowledged is None else acknowledged + 1)
@@ -314,15 +325,18 @@ class TransactionalRunner(Runner):
 
     def _on_transaction_error(self, error: KafkaError) -> None:
         if error.fatal():  # before retriable(): a fenced producer's errors look retriable
+            metrics.FENCED.labels(self.definition.name).inc()
             raise FencedError(f"the transaction failed fatally: {error.str()}")
         logger.warning("transaction aborted (%s): the batch will be done again %s", error.str(), self._log_extra)
         try:
             self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
         except KafkaException as exc:
             if exc.args[0].fatal():
+                metrics.FENCED.labels(self.definition.name).inc()
                 raise FencedError(f"aborting failed fatally: {exc.args[0].str()}") from None
             raise
         self.aborts += 1
+        metrics.TRANSACTIONS.labels(self.definition.name, "aborted").inc()
         self._discard_writes()
         self._rewind()
 
@@ -351,6 +365,7 @@ class TransactionalRunner(Runner):
         headers = kafka.dead_letter_headers(headers=message.headers, topic=message.topic, partition=message.partition,
                                             offset=message.offset, group_id=self.group_id, exc=exc)
         kafka.produce(self._producer, self.dlq_topic, key=message.key, value=message.value, headers=headers)
+        metrics.DLQ_SENT.labels(self.definition.name, self.dlq_topic).inc()
         logger.warning("dead-lettered %s[%d]@%d to %s: %s: %s %s", message.topic, message.partition, message.offset,
                        self.dlq_topic, type(exc).__name__, exc, self._log_extra)
 

@@ -5,7 +5,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from apps.reminders.scheduler import Scheduler
-from polystack import db
+from polystack import db, metrics
 
 
 class Command(BaseCommand):
@@ -29,6 +29,7 @@ class Command(BaseCommand):
             self.stderr.write(f"runscheduler: {exc}")
             sys.exit(2)
         scheduler = Scheduler(batch_size=batch_size)
+        metrics.serve("scheduler")
 
         def on_signal(signum, frame):
             scheduler.stop()

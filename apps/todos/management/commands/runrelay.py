@@ -5,7 +5,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from apps.todos.relay import Relay, RelayError
-from polystack import db
+from polystack import db, metrics
 from polystack.streaming import kafka
 
 
@@ -36,6 +36,7 @@ class Command(BaseCommand):
             self.stderr.write(f"runrelay: {exc}; events wait in the outbox until it answers")
 
         relay = Relay(batch_size=batch_size)
+        metrics.serve("relay")
 
         def on_signal(signum, frame):
             relay.stop()

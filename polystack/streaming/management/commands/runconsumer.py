@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from polystack import db
+from polystack import db, metrics
 from polystack.streaming import kafka
 from polystack.streaming.registry import UnknownConsumerError, get_consumer, get_consumers
 from polystack.streaming.runner import ConsumerStoppedError, Runner, RunnerOptions
@@ -79,6 +79,7 @@ class Command(BaseCommand):
             **extra,
         )
         runner.install_signal_handlers()
+        metrics.serve(f"consumer-{name}")
         try:
             runner.run()
         except ConsumerStoppedError as exc:
