@@ -39,7 +39,9 @@ topics: stack-up
 	$(PY) manage.py ensuretopics
 
 run: migrate topics
-	@$(PY) manage.py procfile --mail-sink --python $(abspath $(PY)) > .stack/Procfile
+	scripts/stack.sh prometheus
+	@$(PY) manage.py prometheusconfig > .stack/prometheus.yml
+	@$(PY) manage.py procfile --mail-sink --prometheus .stack/prometheus.yml --python $(abspath $(PY)) > .stack/Procfile
 	@$(PY) manage.py demouser --url http://127.0.0.1:8000/
 	@echo "Starting every role (Ctrl-C stops them all): $$(cut -d: -f1 .stack/Procfile | tr '\n' ' ')"
 	$(VENV)/bin/honcho start -f .stack/Procfile -d .
@@ -59,6 +61,7 @@ PYTEST_WORKERS ?= 3
 
 test: lint stack-up
 	scripts/stack.sh browser
+	scripts/stack.sh prometheus
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 bench: stack-up

@@ -4,6 +4,8 @@
 #   scripts/stack.sh up       start what is not already reachable, wait until it answers
 #   scripts/stack.sh down     stop only what `up` started
 #   scripts/stack.sh status   say what is up and who owns it
+#   scripts/stack.sh browser  install Debian's Chromium and poppler-utils (the browser and PDF tests)
+#   scripts/stack.sh prometheus  install Debian's Prometheus and promtool (make run, make test)
 #
 # Idempotent: `up` twice starts nothing the second time. A server already reachable at the
 # configured URL is reused and never stopped by `down`. Everything we start keeps its data,
@@ -315,6 +317,17 @@ case "${1:-}" in
       apt_install poppler-utils
     fi
     ;;
+  prometheus)
+    # Debian's Prometheus (2.42): make run starts it on 127.0.0.1:9090; make test runs promtool
+    # on the alert rules. Installed without the package's recommends (node exporter...).
+    if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+      say "prometheus: $(command -v prometheus)"
+    else
+      [ "$(id -u)" = 0 ] || die "prometheus is missing; install Debian's prometheus package"
+      say "installing prometheus from Debian"
+      apt_install --no-install-recommends prometheus
+    fi
+    ;;
   status)
     rc=0
     status_line kafka "$KAFKA_BOOTSTRAP_SERVERS" "$KAFKA_DIR/kafka.pid" kafka_answers || rc=1
@@ -323,7 +336,7 @@ case "${1:-}" in
     exit $rc
     ;;
   *)
-    echo "usage: $0 up|down|status|browser" >&2
+    echo "usage: $0 up|down|status|browser|prometheus" >&2
     exit 2
     ;;
 esac

@@ -1,11 +1,13 @@
 """Every role serves Prometheus metrics on its METRICS_PORT (never on the web port) counting what
-it really did."""
+it really did; the monitor measures from outside what no role can say of itself: a group's lag
+growing while its role is down and draining once it runs, the outbox, the projection."""
 import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.sync import tasks
+from apps.todos import services
 from tests.conftest import WebRole
 from tests.helpers import api_client, free_port, unique, wait_until
 from tests.realtime.test_sockets import token
@@ -84,3 +86,25 @@ def test_each_role_serves_metrics_of_what_it_did(roles, user_factory, tmp_path, 
     becomes(ports["scheduler"], "polystack_reminder_lateness_seconds_count", 0)
     becomes(ports["beat"], "process_cpu_seconds_total", lambda v: v > 0)
 
+
+def test_the_monitor_sees_a_groups_lag_grow_while_its_role_is_down_and_drain_when_it_runs(roles, user_factory):
+    group, port = unique("projection"), free_port()
+    roles("runmonitor", "--group-id", f"projections={group}", env={"METRICS_PORT": str(port)})
+    becomes(port, "polystack_probe_up", 1, probe="consumer-groups")
+
+    # The projection's role is not running: the relay publishes, the group's lag grows.
+    roles("runrelay")
+    alice = user_factory()
+    for n in range(5):
+        services.todo_create(actor=alice, title=f"waiting {n}", correlation_id=f"lag-{n}")
+    becomes(port, "polystack_outbox_backlog", 0)
+    becomes(port, "polystack_consumer_group_lag", 5, group=group)
+    becomes(port, "polystack_projection_lag", 5)
+    assert value(port, "polystack_consumer_group_members", group=group) == 0
+
+    roles("runconsumer", "projections", "--group-id", group)
+    becomes(port, "polystack_consumer_group_lag", 0, group=group)
+    becomes(port, "polystack_projection_lag", 0)
+    assert value(port, "polystack_projection_position") == 5
+    assert value(port, "polystack_consumer_group_members", group=group) == 1
+    assert value(port, "polystack_consumer_group_state", group=group, state="Stable") == 1
