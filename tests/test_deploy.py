@@ -39,10 +39,12 @@ def test_the_api_schema_is_for_signed_in_users(client, alice_client):
 
 
 def test_compose_publishes_neither_kafka_nor_an_open_kafka_ui():
+    """Web alone faces the world; Kafka UI and Prometheus (no sign-in) and Grafana, only this machine."""
     services = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())["services"]
     published = {name: spec.get("ports", []) for name, spec in services.items() if spec.get("ports")}
-    assert set(published) == {"web", "kafka-ui"}
-    assert all(str(port).startswith("127.0.0.1:") for port in published["kafka-ui"])
+    assert set(published) == {"web", "kafka-ui", "prometheus", "grafana"}
+    for name in ("kafka-ui", "prometheus", "grafana"):
+        assert all(str(port).startswith("127.0.0.1:") for port in published[name])
     assert services["kafka-ui"]["profiles"] == ["ui"]
 
 

@@ -1,11 +1,8 @@
 """The monitor's probes of the kernel: every consumer group's lag and members (from Kafka), our
 topics' partitions and replicas, and the dead letters awaiting triage (from the triage table)."""
-from django.db.models import Count, Min, Q
-from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from polystack.ops import kafka_view
-from polystack.ops.models import DeadLetter
+from polystack.ops import deadletters, kafka_view
 from polystack.ops.monitor import Context, probe
 from polystack.streaming.topics import resolved_specs
 
@@ -50,18 +47,12 @@ def topic_layout(context: Context):
 
 @probe("dead-letters")
 def dead_letters(context: Context):
-    """Letters not yet redriven or discarded, per DLQ topic; every DLQ is named (0 when empty),
-    so that an alert on "> 0" also sees a topic go back to 0."""
-    letters = GaugeMetricFamily("polystack_dlq_letters", "Dead letters awaiting triage (parked or mid-redrive)",
-                                labels=["topic"])
+    """Letters parked (not yet redriven or discarded), per DLQ topic; every DLQ is named (0 when
+    empty), so that an alert on "> 0" also sees a topic go back to 0."""
+    letters = GaugeMetricFamily("polystack_dlq_letters", "Dead letters parked, awaiting triage", labels=["topic"])
     oldest = GaugeMetricFamily("polystack_dlq_oldest_letter_age_seconds",
-                               "Age of the oldest dead letter awaiting triage (0 when none)", labels=["topic"])
-    waiting = (DeadLetter.objects.filter(Q(state=DeadLetter.PARKED) | Q(state=DeadLetter.REDRIVING))
-               .values("topic").annotate(count=Count("id"), oldest=Min("parked_at")))
-    found = {row["topic"]: row for row in waiting}
-    now = timezone.now()
-    for topic in sorted({spec.name for spec in resolved_specs() if spec.name.endswith("-dlq")} | set(found)):
-        row = found.get(topic)
-        letters.add_metric([topic], row["count"] if row else 0)
-        oldest.add_metric([topic], (now - row["oldest"]).total_seconds() if row else 0)
+                               "Age of the oldest parked dead letter (0 when none)", labels=["topic"])
+    for dlq in deadletters.stats():
+        letters.add_metric([dlq["topic"]], dlq["parked"])
+        oldest.add_metric([dlq["topic"]], dlq["oldestAgeSeconds"] or 0)
     return [letters, oldest]
