@@ -136,9 +136,10 @@ class Relay:
             # Rows acknowledged so far leave the outbox in the transaction that reads the next ones.
             rows = self._delete_acked_and_read(after=high, in_flight=in_flight, acked=acked)
             self._check_topics(rows)
-            for row_id, topic, key, value, event_type, schema_version, correlation_id in rows:
+            for row_id, topic, key, value, event_type, schema_version, correlation_id, event_id in rows:
                 headers = [
                     ("eventType", event_type.encode()),
+                    ("eventId", str(event_id).encode()),
                     ("schemaVersion", str(schema_version).encode()),
                     ("correlationId", correlation_id.encode()),
                 ]
@@ -232,7 +233,7 @@ class Relay:
             if cursor.fetchone()[0] != in_flight:
                 return []  # a late row: drain, then start again from the lowest id
         cursor.execute(
-            "SELECT id, topic, key, payload, event_type, schema_version, correlation_id "
+            "SELECT id, topic, key, payload, event_type, schema_version, correlation_id, event_id "
             f"FROM {OUTBOX} WHERE id > %s ORDER BY id LIMIT %s",
             [after or 0, self.batch_size],
         )

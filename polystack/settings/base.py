@@ -227,18 +227,23 @@ CELERY_BEAT_SCHEDULE |= {"sync-prune-records": {"task": "apps.sync.tasks.prune_r
 # Extra modules that register consumers, besides every app's `consumers` module.
 POLYSTACK_CONSUMER_MODULES = env.get_list("POLYSTACK_CONSUMER_MODULES", "")
 
+# LOG_FORMAT=json: one JSON object a line (polystack/logs.py); LOG_EVENTS=0: no line per event
+# handled by the consumers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "polystack.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler",
+                    "formatter": "json" if env.get("LOG_FORMAT", "plain") == "json" else "plain"},
     },
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "polystack.events": {"level": "INFO" if env.get("LOG_EVENTS", "1") != "0" else "WARNING"},
     },
 }
 

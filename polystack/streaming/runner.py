@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from django.conf import settings
 from django.db import DataError, close_old_connections
 
-from polystack import metrics, outages
+from polystack import logs, metrics, outages
 from polystack.gcpolicy import collector_paused
 from polystack.streaming import kafka
 from polystack.streaming.registry import ConsumerDefinition, DlqLimit, Message, NonRetriableError, decode_bytes
@@ -414,6 +414,8 @@ class Runner:
         view = Message  # a local: this loop runs once a message
         handled = valid_run = 0  # valid_run: handled since the last invalid message
         finished = batch  # the messages whose work is done
+        log_event = logs.event_handled if logs.events_logged() else None
+        name, group = self.definition.name, self.group_id
         errors = False
         raw = None
         try:
@@ -449,6 +451,8 @@ class Runner:
                     dead.add((raw.topic(), raw.partition(), raw.offset()))
                 else:
                     valid_run += 1
+                    if log_event is not None:
+                        log_event(raw, consumer=name, group=group)
         except DlqLimitExceededError:
             # What was done before the limit broke is kept.
             self._finish(self._offsets(batch[: batch.index(raw)], errors), handled)
@@ -479,11 +483,21 @@ class Runner:
         handler_rejects = list(self._handler.handle_batch(messages) or ())
         valid = len(messages) - len(handler_rejects)
         rejected += handler_rejects
+        self._log_handled(messages, handler_rejects)
         if first_attempt and not rejected:
             self._limiter.valid(valid)  # the usual batch: nothing to order
         else:
             self._dead_letter_in_order(batch, rejected, dead, count=first_attempt)
         self._finish(self._positions(), valid)
+
+    def _log_handled(self, messages: list[Message], rejected: list[tuple[Message, Exception]]) -> None:
+        """The log line of each message a batch handled (not those it rejected)."""
+        if not logs.events_logged():
+            return
+        refused = {id(message) for message, _ in rejected}
+        for message in messages:
+            if id(message) not in refused:
+                logs.event_handled(message.raw, consumer=self.definition.name, group=self.group_id)
 
     def _dead_letter_in_order(self, batch: list, rejected: list, dead: set, *, count: bool) -> None:
         """Dead-letter a batch's rejects in message order and, on the first attempt (`count`),

@@ -241,6 +241,7 @@ class TransactionalRunner(Runner):
                 self.stats.dead_lettered += len(batch.rejected)
                 self._handled.inc(len(batch.messages) - len(batch.rejected))
                 self._dead_lettered.inc(len(batch.rejected))
+                self._log_handled(batch.messages, batch.rejected)
             return
 
     def _decode(self, raw_batch: list) -> Batch:

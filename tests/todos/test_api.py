@@ -78,6 +78,7 @@ def test_each_command_publishes_exactly_its_events_in_order_on_one_partition(pip
         assert headers["eventType"] == envelope["eventType"].encode()
         assert headers["schemaVersion"] == str(envelope["schemaVersion"]).encode()
         assert headers["correlationId"] == envelope["correlationId"].encode()
+        assert headers["eventId"] == envelope["eventId"].encode()  # for the consumers' log lines
         assert envelope["userId"] == str(alice.pk) and envelope["causationId"] is None
     assert envelopes[1]["data"] == {"todoId": todo["id"], "title": "Write the report", "description": "more",
                                     "updatedAt": envelopes[1]["data"]["updatedAt"]}
