@@ -15,6 +15,7 @@ from apps.todos.api.teams import InvitationViewSet, TeamViewSet
 from apps.web import pages
 from apps.web.api.todos import TodoViewSet
 from polystack import health
+from polystack.ops import streams
 
 router = DefaultRouter(trailing_slash=True)
 router.register("todos", TodoViewSet, basename="todo")
@@ -35,6 +36,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("admin/streams/", include(streams.urls())),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="auth-token"),
     path("api/sync/settings/", SyncSettingsView.as_view(), name="sync-settings"),
