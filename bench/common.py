@@ -30,11 +30,11 @@ def scratch_topic(partitions: int):
         admin.delete_topics([name])[name].result(30)
 
 
-def fill(topic: str, count: int, payload: bytes) -> None:
+def fill(topic: str, count: int, payload: bytes, headers: list | None = None) -> None:
     producer = Producer(kafka.base_config(**{"linger.ms": 50, "batch.size": 1_000_000, "compression.type": "lz4",
                                              "queue.buffering.max.messages": 1_000_000}))
     for i in range(count):
-        kafka.produce(producer, topic, value=payload, key=str(i % 1000).encode())
+        kafka.produce(producer, topic, value=payload, key=str(i % 1000).encode(), headers=headers)
     assert producer.flush(60) == 0
 
 

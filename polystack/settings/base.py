@@ -229,21 +229,24 @@ POLYSTACK_CONSUMER_MODULES = env.get_list("POLYSTACK_CONSUMER_MODULES", "")
 
 # LOG_FORMAT=json: one JSON object a line (polystack/logs.py); LOG_EVENTS=0: no line per event
 # handled by the consumers.
+LOG_FORMAT = "json" if env.get("LOG_FORMAT", "plain") == "json" else "plain"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "polystack.logs.JsonFormatter"},
+        "as-is": {"format": "%(message)s"},  # the event lines come whole, a batch at a time
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler",
-                    "formatter": "json" if env.get("LOG_FORMAT", "plain") == "json" else "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "events": {"class": "logging.StreamHandler", "formatter": "as-is"},
     },
     "root": {"handlers": ["console"], "level": env.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "polystack.events": {"level": "INFO" if env.get("LOG_EVENTS", "1") != "0" else "WARNING"},
+        "polystack.events": {"handlers": ["events"], "propagate": False,
+                             "level": "INFO" if env.get("LOG_EVENTS", "1") != "0" else "WARNING"},
     },
 }
 

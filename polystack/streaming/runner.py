@@ -414,8 +414,7 @@ class Runner:
         view = Message  # a local: this loop runs once a message
         handled = valid_run = 0  # valid_run: handled since the last invalid message
         finished = batch  # the messages whose work is done
-        log_event = logs.event_handled if logs.events_logged() else None
-        name, group = self.definition.name, self.group_id
+        logged = [] if logs.events_logged() else None  # the messages handled, for their log lines
         errors = False
         raw = None
         try:
@@ -451,12 +450,14 @@ class Runner:
                     dead.add((raw.topic(), raw.partition(), raw.offset()))
                 else:
                     valid_run += 1
-                    if log_event is not None:
-                        log_event(raw, consumer=name, group=group)
+                    if logged is not None:
+                        logged.append(raw)
         except DlqLimitExceededError:
             # What was done before the limit broke is kept.
+            self._log_raws(logged)
             self._finish(self._offsets(batch[: batch.index(raw)], errors), handled)
             raise
+        self._log_raws(logged)
         if first_attempt:
             limiter.valid(valid_run)
         # The consumer's positions are the batch's end, unless retries paused (and sought back)
@@ -491,13 +492,14 @@ class Runner:
         self._finish(self._positions(), valid)
 
     def _log_handled(self, messages: list[Message], rejected: list[tuple[Message, Exception]]) -> None:
-        """The log line of each message a batch handled (not those it rejected)."""
-        if not logs.events_logged():
-            return
-        refused = {id(message) for message, _ in rejected}
-        for message in messages:
-            if id(message) not in refused:
-                logs.event_handled(message.raw, consumer=self.definition.name, group=self.group_id)
+        """The log lines of the messages a batch handled (not those it rejected)."""
+        if logs.events_logged():
+            refused = {id(message) for message, _ in rejected}
+            self._log_raws([message.raw for message in messages if id(message) not in refused])
+
+    def _log_raws(self, raws: list | None) -> None:
+        if raws:
+            logs.events_handled(raws, consumer=self.definition.name, group=self.group_id)
 
     def _dead_letter_in_order(self, batch: list, rejected: list, dead: set, *, count: bool) -> None:
         """Dead-letter a batch's rejects in message order and, on the first attempt (`count`),
