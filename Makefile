@@ -4,15 +4,24 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= polystack.settings.local
+# KAFKA_BROKERS=3: the three-broker cluster (scripts/stack.sh), its topics with 3 replicas.
+KAFKA_BROKERS ?= 1
+export KAFKA_BROKERS
+ifeq ($(KAFKA_BROKERS),3)
+export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292
+export KAFKA_REPLICATION_FACTOR := 3
+endif
 
-.PHONY: help venv stack-up stack-down stack-status migrate topics run test unit lint bench clean
+.PHONY: help venv stack-up stack-down stack-status migrate topics run test test-cluster unit lint bench clean
 
 help:
 	@echo "make run           everything from nothing to the running system (Ctrl-C stops it)"
 	@echo "make test          everything from nothing to a passing suite"
 	@echo "make unit          the pure-logic tests and the import contract, in seconds, without the stack"
+	@echo "make test-cluster  the three-broker cluster's tests (a broker killed under load)"
 	@echo "make bench         benchmarks; prints figures and ratios"
 	@echo "make stack-up | stack-down | stack-status   the local Kafka, PostgreSQL and Redis"
+	@echo "make stack-up KAFKA_BROKERS=3              three Kafka brokers instead of one (also make run KAFKA_BROKERS=3)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -63,6 +72,14 @@ test: lint stack-up
 	scripts/stack.sh browser
 	scripts/stack.sh prometheus
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+
+# The three-broker cluster's tests (tests/cluster/): its own brokers on 19092, 19192, 19292,
+# beside the one `make test` uses.
+test-cluster: export KAFKA_BROKERS := 3
+test-cluster: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292
+test-cluster: export KAFKA_REPLICATION_FACTOR := 3
+test-cluster: lint stack-up
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -m cluster tests/cluster
 
 bench: stack-up
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m bench

@@ -6,6 +6,8 @@
 #   scripts/stack.sh status   say what is up and who owns it
 #   scripts/stack.sh browser  install Debian's Chromium and poppler-utils (the browser and PDF tests)
 #   scripts/stack.sh prometheus  install Debian's Prometheus and promtool (make run, make test)
+#   KAFKA_BROKERS=3 scripts/stack.sh up     three KRaft brokers (127.0.0.1:19092,19192,19292)
+#   scripts/stack.sh node kill|start N      SIGKILL or start node N of those three
 #
 # Idempotent: `up` twice starts nothing the second time. A server already reachable at the
 # configured URL is reused and never stopped by `down`. Everything we start keeps its data,
@@ -97,6 +99,23 @@ kafka_fetch() {
   mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
 }
 
+kafka_logging() {  # kafka_logging DIR: warnings and errors only, to the node's log
+  cat >"$1/log4j2.properties" <<EOF
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka
+logger.kafka.level=WARN
+logger.state.name=state.change.logger
+logger.state.level=WARN
+logger.controller.name=org.apache.kafka.controller
+logger.controller.level=WARN
+EOF
+}
+
 kafka_configure() {
   mkdir -p "$KAFKA_DIR/data"
   cat >"$KAFKA_DIR/server.properties" <<EOF
@@ -125,20 +144,7 @@ share.coordinator.state.topic.min.isr=1
 # One machine, many short-lived test groups: do not wait for more members to join.
 group.initial.rebalance.delay.ms=0
 EOF
-  cat >"$KAFKA_DIR/log4j2.properties" <<EOF
-rootLogger.level=WARN
-rootLogger.appenderRef.stdout.ref=STDOUT
-appender.stdout.type=Console
-appender.stdout.name=STDOUT
-appender.stdout.layout.type=PatternLayout
-appender.stdout.layout.pattern=[%d] %p %m (%c)%n
-logger.kafka.name=kafka
-logger.kafka.level=WARN
-logger.state.name=state.change.logger
-logger.state.level=WARN
-logger.controller.name=org.apache.kafka.controller
-logger.controller.level=WARN
-EOF
+  kafka_logging "$KAFKA_DIR"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     say "formatting Kafka storage in ${KAFKA_DIR#$ROOT/}/data"
     local cluster_id
@@ -169,6 +175,89 @@ kafka_up() {
   fi
   wait_for 120 "kafka at $KAFKA_BOOTSTRAP_SERVERS" kafka_answers \
     || die "kafka did not answer within 120 s; see ${KAFKA_DIR#$ROOT/}/kafka.log"
+}
+
+# --- a three-broker Kafka cluster (KAFKA_BROKERS=3) -------------------------------------------
+# Three combined broker+controller nodes in KRaft mode on loopback, apart from the one broker
+# (ports and folders of their own): node N listens on 19092+100*(N-1), its controller one port
+# above. Every topic has 3 replicas and takes a write once 2 have it (acks=all).
+CLUSTER_DIR="$STACK/kafka-cluster"
+CLUSTER_NODES=(1 2 3)
+cluster_port() { echo $((19092 + 100 * ($1 - 1))); }
+CLUSTER_BOOTSTRAP="127.0.0.1:$(cluster_port 1),127.0.0.1:$(cluster_port 2),127.0.0.1:$(cluster_port 3)"
+CLUSTER_VOTERS="1@127.0.0.1:$(($(cluster_port 1) + 1)),2@127.0.0.1:$(($(cluster_port 2) + 1)),3@127.0.0.1:$(($(cluster_port 3) + 1))"
+
+cluster_answers() {  # every node answers metadata, and sees three brokers
+  "$ROOT/.venv/bin/python" - "$CLUSTER_BOOTSTRAP" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient
+for server in sys.argv[1].split(","):
+    assert len(AdminClient({"bootstrap.servers": server}).list_topics(timeout=2).brokers) == 3
+PY
+}
+
+cluster_configure() {  # cluster_configure NODE CLUSTER_ID
+  local node=$1 dir="$CLUSTER_DIR/node-$1" port
+  port=$(cluster_port "$1")
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+# Written by scripts/stack.sh: node $node of a three-node KRaft cluster (broker+controller), on loopback.
+process.roles=broker,controller
+node.id=$node
+controller.quorum.voters=$CLUSTER_VOTERS
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+# A killed broker is noticed in seconds (its partitions led elsewhere), not after 9 s.
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
+EOF
+  kafka_logging "$dir"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    kafka_java -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool \
+      format -t "$2" -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1
+  fi
+}
+
+cluster_start_node() {  # cluster_start_node NODE (configured before)
+  local dir="$CLUSTER_DIR/node-$1"
+  pid_alive "$dir/kafka.pid" && return 0
+  say "starting kafka node $1 on 127.0.0.1:$(cluster_port "$1") (log: ${dir#$ROOT/}/kafka.log)"
+  setsid java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
+  echo $! >"$dir/kafka.pid"
+}
+
+cluster_up() {
+  kafka_fetch
+  mkdir -p "$CLUSTER_DIR"
+  [ -s "$CLUSTER_DIR/cluster.id" ] || kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$CLUSTER_DIR/cluster.id"
+  for node in "${CLUSTER_NODES[@]}"; do
+    cluster_configure "$node" "$(cat "$CLUSTER_DIR/cluster.id")"
+    cluster_start_node "$node"
+  done
+  wait_for 180 "kafka cluster at $CLUSTER_BOOTSTRAP (3 brokers)" cluster_answers \
+    || die "the cluster did not answer within 180 s; see ${CLUSTER_DIR#$ROOT/}/node-*/kafka.log"
+}
+
+cluster_down() {
+  for node in "${CLUSTER_NODES[@]}"; do stop_pidfile "kafka node $node" "$CLUSTER_DIR/node-$node/kafka.pid"; done
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -289,10 +378,11 @@ case "${1:-}" in
     mkdir -p "$STACK"
     redis_up
     pg_up
-    kafka_up
+    if [ "${KAFKA_BROKERS:-1}" = 3 ]; then cluster_up; else kafka_up; fi
     ;;
   down)
     stop_pidfile kafka "$KAFKA_DIR/kafka.pid"
+    cluster_down
     stop_pidfile redis "$REDIS_DIR/redis.pid"
     if [ -f "$PG_DIR/data/postmaster.pid" ]; then
       say "stopping postgresql"
@@ -328,15 +418,33 @@ case "${1:-}" in
       apt_install --no-install-recommends prometheus
     fi
     ;;
+  node)
+    # scripts/stack.sh node kill|start N: the chaos suite's broker faults, in the three-broker
+    # cluster. kill is SIGKILL: no controlled shutdown, no leadership handed over.
+    [ -f "$CLUSTER_DIR/node-${3:-}/server.properties" ] || die "usage: $0 node kill|start 1|2|3 (KAFKA_BROKERS=3 up first)"
+    case "${2:-}" in
+      kill) pid_alive "$CLUSTER_DIR/node-$3/kafka.pid" && kill -9 "$(cat "$CLUSTER_DIR/node-$3/kafka.pid")"
+            rm -f "$CLUSTER_DIR/node-$3/kafka.pid"; say "kafka node $3 killed" ;;
+      start) cluster_start_node "$3" ;;
+      *) die "usage: $0 node kill|start N" ;;
+    esac
+    ;;
   status)
     rc=0
-    status_line kafka "$KAFKA_BOOTSTRAP_SERVERS" "$KAFKA_DIR/kafka.pid" kafka_answers || rc=1
+    if [ "${KAFKA_BROKERS:-1}" = 3 ]; then
+      for node in "${CLUSTER_NODES[@]}"; do
+        pid_alive "$CLUSTER_DIR/node-$node/kafka.pid" && say "kafka node $node up (ours, pid $(cat "$CLUSTER_DIR/node-$node/kafka.pid"))" \
+          || { say "kafka node $node DOWN"; rc=1; }
+      done
+    else
+      status_line kafka "$KAFKA_BOOTSTRAP_SERVERS" "$KAFKA_DIR/kafka.pid" kafka_answers || rc=1
+    fi
     status_line postgresql "$PG_HOST:$PG_PORT/$PG_DB" "$(pg_pidfile)" pg_answers || rc=1
     status_line redis "$REDIS_HOST:$REDIS_PORT" "$REDIS_DIR/redis.pid" redis_answers || rc=1
     exit $rc
     ;;
   *)
-    echo "usage: $0 up|down|status|browser|prometheus" >&2
+    echo "usage: $0 up|down|status|browser|prometheus|node" >&2
     exit 2
     ;;
 esac

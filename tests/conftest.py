@@ -78,7 +78,7 @@ def event_topics(settings):
     prefix = helpers.unique("t") + "."
     settings.KAFKA_TOPIC_PREFIX = prefix
     specs = resolved_specs()
-    ensure_topics(admin=kafka.admin_client(), specs=specs, replication_factor=1)
+    ensure_topics(admin=kafka.admin_client(), specs=specs, replication_factor=settings.KAFKA_REPLICATION_FACTOR)
     yield prefix
     helpers.delete_topics(spec.name for spec in specs)
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
+from django.conf import settings
 
 from polystack.streaming import kafka
 
@@ -36,7 +37,8 @@ def unique(prefix: str) -> str:
 
 def create_topic(name: str, partitions: int = 1, config: dict | None = None) -> str:
     admin = kafka.admin_client()
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=settings.KAFKA_REPLICATION_FACTOR, config=config or {})])
     futures[name].result(30)
     wait_until(lambda: name in admin.list_topics(timeout=10).topics, what=f"topic {name} in metadata")
     return name

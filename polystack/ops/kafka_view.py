@@ -6,10 +6,11 @@ down still has its committed offsets, so its lag is seen growing from outside.
 Every call takes a timeout and raises KafkaException (or a timeout) when the cluster does not
 answer: the callers say so instead of showing stale numbers.
 """
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 TIMEOUT_S = 5.0
@@ -84,6 +85,27 @@ def _result(future, timeout: float):
     return future.result(timeout=timeout)
 
 
+# Answers of a broker that does not (yet, or any more) lead a partition, which librdkafka's
+# admin results do not mark retriable: a topic just created, a broker just lost.
+LEADERSHIP_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                     KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _retrying(call, timeout: float):
+    """call() again while it fails with a retriable error (a partition's leader moving, just
+    after a topic's creation or a broker's loss), until `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0]
+            moving = isinstance(error, KafkaError) and (error.retriable() or error.code() in LEADERSHIP_MOVING)
+            if not moving or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the cluster's metadata catching up, not a wait for an effect
+
+
 def partition_ids(admin: AdminClient, topics: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, list[int]]:
     """The partitions of each topic that exists (missing topics are left out)."""
     metadata = admin.list_topics(timeout=timeout)
@@ -97,10 +119,13 @@ def offsets(admin: AdminClient, partitions: dict[str, list[int]], timeout: float
     tps = [TopicPartition(topic, p) for topic, ps in partitions.items() for p in ps]
     if not tps:
         return {}
-    starts = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=timeout)
-    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=timeout)
-    start = {(tp.topic, tp.partition): _result(future, timeout).offset for tp, future in starts.items()}
-    end = {(tp.topic, tp.partition): _result(future, timeout).offset for tp, future in ends.items()}
+
+    def listed(spec) -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({tp: spec for tp in tps}, request_timeout=timeout)
+        return {(tp.topic, tp.partition): _result(future, timeout).offset for tp, future in futures.items()}
+
+    start = _retrying(lambda: listed(OffsetSpec.earliest()), timeout)
+    end = _retrying(lambda: listed(OffsetSpec.latest()), timeout)
     return {key: (start[key], end[key]) for key in start}
 
 

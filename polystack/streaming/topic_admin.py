@@ -22,6 +22,15 @@ class TopicReport:
         return f"{self.status:8} {self.name}" + (f": {detail}" if detail else "")
 
 
+def declared_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    """A topic's configuration: its spec's, and with 3 replicas or more a write needs all but
+    one in sync (acks=all then survives one broker down, and refuses rather than lose data
+    when two are)."""
+    if replication_factor >= 3:
+        return {"min.insync.replicas": str(replication_factor - 1), **spec.config}
+    return dict(spec.config)
+
+
 def _drift(spec: TopicSpec, *, replication_factor: int, metadata, configs: dict) -> list[str]:
     drift = []
     partitions = len(metadata.partitions)
@@ -30,7 +39,7 @@ def _drift(spec: TopicSpec, *, replication_factor: int, metadata, configs: dict)
     replicas = {len(p.replicas) for p in metadata.partitions.values()}
     if replicas and replicas != {replication_factor}:
         drift.append(f"replication factor {sorted(replicas)}, declared {replication_factor}")
-    for key, want in sorted(spec.config.items()):
+    for key, want in sorted(declared_config(spec, replication_factor).items()):
         entry = configs.get(key)
         have = entry.value if entry is not None else None
         if have != want:
@@ -88,7 +97,7 @@ def ensure_topics(
     if missing:
         futures = admin.create_topics(
             [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor,
-                      config=dict(spec.config)) for spec in missing],
+                      config=declared_config(spec, replication_factor)) for spec in missing],
             request_timeout=ADMIN_TIMEOUT_S,
         )
         for spec in missing:
