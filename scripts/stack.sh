@@ -116,6 +116,23 @@ logger.controller.level=WARN
 EOF
 }
 
+kafka_common_properties() {  # kafka_common_properties REPLICAS MIN_ISR: what every broker of ours says
+  cat <<EOF
+# Topics are code (manage.py ensuretopics); a typo must fail, not create a topic.
+auto.create.topics.enable=false
+num.partitions=1
+offsets.topic.replication.factor=$1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
+# One machine, many short-lived test groups: do not wait for more members to join.
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
 kafka_configure() {
   mkdir -p "$KAFKA_DIR/data"
   cat >"$KAFKA_DIR/server.properties" <<EOF
@@ -131,18 +148,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,FAULTY:PLAINTEXT
 log.dirs=$KAFKA_DIR/data
-# Topics are code (manage.py ensuretopics); a typo must fail, not create a topic.
-auto.create.topics.enable=false
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=5
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-# One machine, many short-lived test groups: do not wait for more members to join.
-group.initial.rebalance.delay.ms=0
+$(kafka_common_properties 1 1)
 EOF
   kafka_logging "$KAFKA_DIR"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
@@ -211,18 +217,9 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$dir/data
-auto.create.topics.enable=false
-num.partitions=1
 default.replication.factor=3
 min.insync.replicas=2
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=5
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
-group.initial.rebalance.delay.ms=0
+$(kafka_common_properties 3 2)
 # A killed broker is noticed in seconds (its partitions led elsewhere), not after 9 s.
 broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
