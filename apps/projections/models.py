@@ -7,6 +7,7 @@ the live tables or a rebuild beside them.
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.fields.json import KT
 
 
 class TodoView(models.Model):
@@ -54,7 +55,9 @@ class TodoEvent(models.Model):
             models.UniqueConstraint(fields=["todo_id", "aggregate_version"], name="projections_event_per_version")
         ]
         # Live clients catch up by Kafka position (apps.realtime).
-        indexes = [models.Index(fields=["partition", "offset"], name="projections_event_position")]
+        indexes = [models.Index(fields=["partition", "offset"], name="projections_event_position"),
+                   # The admin's trace of a correlationId (polystack.ops.trace, apps/projections/traces.py).
+                   models.Index(KT("envelope__correlationId"), name="projections_event_correlation")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.todo_id} v{self.aggregate_version}"

@@ -1,7 +1,7 @@
 """The admin's streams page (/admin/streams/): what Kafka itself says, for staff, refreshed live —
 every consumer group (state, members, what each owns, committed offsets, lag), every topic
 (partitions, leader, replicas, in-sync replicas, offsets held) and every DLQ (letters parked,
-the oldest). The Kafka UI the plan names runs only in compose (`--profile ui`); this page needs
+the oldest) — and one correlationId followed through every group (polystack.ops.trace). The Kafka UI the plan names runs only in compose (`--profile ui`); this page needs
 nothing but the admin.
 
 Views only read (GET). The page asks `data.json` every REFRESH_S seconds; when Kafka does not
@@ -17,7 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from polystack.ops import deadletters, kafka_view
+from polystack.api import CORRELATION_ID
+from polystack.ops import deadletters, kafka_view, trace as tracing
 from polystack.ops.monitor import Context
 from polystack.streaming import kafka
 from polystack.streaming.topics import resolved_specs
@@ -96,9 +97,27 @@ def topic(request: HttpRequest, topic: str) -> HttpResponse:
     return _answer(request, "admin/ops/stream_topic.html", f"Topic {topic}", topic=topic)
 
 
+@require_GET
+def trace(request: HttpRequest) -> HttpResponse:
+    """/admin/streams/trace/?correlationId=…: one command followed through every group."""
+    correlation_id = request.GET.get("correlationId", "").strip()
+    context = {**admin.site.each_context(request), "title": "Follow a correlationId", "correlation_id": correlation_id,
+               "trace": None, "error": None, "refresh_s": REFRESH_S, "group_id": None, "topic": None, "data": {}}
+    status = 200
+    if correlation_id and not CORRELATION_ID.match(correlation_id):
+        context["error"], status = "A correlationId is 1 to 100 letters, digits, '.', '_', ':' or '-'.", 400
+    elif correlation_id:
+        try:
+            context["trace"] = tracing.follow(correlation_id, admin=admin_client())
+        except (KafkaException, TimeoutError) as exc:
+            context["error"], status = f"Kafka does not answer: {exc}", 503
+    return TemplateResponse(request, "admin/ops/stream_trace.html", context, status=status)
+
+
 def urls():
     """The page's URLs, each behind the admin's own sign-in (staff only)."""
     view = admin.site.admin_view
     return [path("", view(streams), name="streams"),
+            path("trace/", view(trace), name="stream-trace"),
             path("groups/<str:group_id>/", view(group), name="stream-group"),
             path("topics/<str:topic>/", view(topic), name="stream-topic")]
