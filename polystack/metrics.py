@@ -15,7 +15,7 @@ user, a todo or an event id.
 import logging
 import os
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 logger = logging.getLogger("polystack.metrics")
 
@@ -43,9 +43,13 @@ FENCED = Counter("polystack_transactions_fenced", "Times a transactional consume
                  "of its transactional.id, or a group generation it no longer has)", ["consumer"])
 
 # --- the relay (apps.todos.relay) -------------------------------------------------------------
-RELAY_PUBLISHED = Counter("polystack_relay_published_events", "Outbox events the relay published to Kafka")
+# A metric without labels is exported from the moment it is defined, so these are not registered
+# where they are defined: only the role that counts them exports them (serve(..., own=...)), not
+# every role that happens to import this module.
+RELAY_PUBLISHED = Counter("polystack_relay_published_events", "Outbox events the relay published to Kafka",
+                          registry=None)
 RELAY_PASS_SECONDS = Histogram("polystack_relay_pass_seconds", "Time of one pass that published outbox rows "
-                               "(read, produced, acknowledged, deleted)", buckets=LATENCY_BUCKETS)
+                               "(read, produced, acknowledged, deleted)", buckets=LATENCY_BUCKETS, registry=None)
 
 # --- the web role --------------------------------------------------------------------------
 WS_OPEN = Gauge("polystack_ws_connections", "WebSockets open now", ["socket"])
@@ -57,7 +61,7 @@ HTTP_RESPONSES = Counter("polystack_http_responses", "HTTP responses by status c
 NOTIFICATIONS = Counter("polystack_notifications", "Notifications by channel and outcome (sent, failed)",
                         ["channel", "outcome"])
 REMINDER_LATENESS = Histogram("polystack_reminder_lateness_seconds", "How long after its time a reminder fired",
-                              buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600))
+                              buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600), registry=None)
 ANALYTICS_LATE = Counter("polystack_analytics_late_events",
                          "Events that came after their window's grace period and were dropped from it", ["window"])
 CELERY_TASKS = Counter("polystack_celery_tasks", "Celery tasks by name and outcome", ["task", "outcome"])
@@ -78,12 +82,15 @@ class ResponseMetricsMiddleware:
         return response
 
 
-def serve(role: str) -> int | None:
+def serve(role: str, own: tuple = ()) -> int | None:
     """Start this process's metrics endpoint when METRICS_PORT is set; its port, else None.
-    A port already taken is logged, not fatal: the role matters more than its metrics."""
+    `own`: the unlabelled metrics only this role counts (see RELAY_PUBLISHED). A port already
+    taken is logged, not fatal: the role matters more than its metrics."""
     port = os.environ.get("METRICS_PORT")
     if not port:
         return None
+    for metric in own:
+        REGISTRY.register(metric)
     host = os.environ.get("METRICS_HOST", "127.0.0.1")
     disable_created_metrics()  # the *_created series: one more per counter, used by nothing here
     try:

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             self.stderr.write(f"runscheduler: {exc}")
             sys.exit(2)
         scheduler = Scheduler(batch_size=batch_size)
-        metrics.serve("scheduler")
+        metrics.serve("scheduler", own=(metrics.REMINDER_LATENESS,))
 
         def on_signal(signum, frame):
             scheduler.stop()

@@ -36,7 +36,7 @@ class Command(BaseCommand):
             self.stderr.write(f"runrelay: {exc}; events wait in the outbox until it answers")
 
         relay = Relay(batch_size=batch_size)
-        metrics.serve("relay")
+        metrics.serve("relay", own=(metrics.RELAY_PUBLISHED, metrics.RELAY_PASS_SECONDS))
 
         def on_signal(signum, frame):
             relay.stop()
