@@ -18,6 +18,7 @@ from django.conf import settings
 
 EVENTS = logging.getLogger("polystack.events")
 _HEADERS = ("eventType", "eventId", "correlationId")
+MAX_HEADER_CHARS = 100  # a correlationId is at most 100 (polystack.api); a forged one is cut there
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,8 +47,13 @@ def _fields(raw, consumer: str, group: str) -> dict:
               "offset": raw.offset(), "eventType": None, "eventId": None, "correlationId": None}
     for name, value in raw.headers() or ():
         if name in _HEADERS and value is not None:
-            fields[name] = value.decode("utf-8", "replace")
+            fields[name] = _printable(value.decode("utf-8", "replace")[:MAX_HEADER_CHARS])
     return fields
+
+
+def _printable(text: str) -> str:
+    """Headers are anyone's who can write to the topic: a newline in one must not forge a log line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _text(fields: dict) -> str:
@@ -58,13 +64,13 @@ def _text(fields: dict) -> str:
 
 def events_handled(raws: Iterable, *, consumer: str, group: str) -> None:
     """The lines of the messages (confluent_kafka.Message) a consumer has handled, in one write."""
-    now = datetime.now(UTC)
     if settings.LOG_FORMAT == "json":
-        time = now.isoformat(timespec="milliseconds")
+        time = _iso(datetime.now(UTC).timestamp())
         lines = [orjson.dumps({"time": time, "level": "INFO", "logger": EVENTS.name, "message": _text(fields),
                                **fields}).decode()
                  for fields in (_fields(raw, consumer, group) for raw in raws)]
-    else:
+    else:  # as the "plain" formatter's %(asctime)s: local time
+        now = datetime.now()
         prefix = f"{now.strftime('%Y-%m-%d %H:%M:%S')},{now.microsecond // 1000:03d} INFO {EVENTS.name} "
         lines = [prefix + _text(_fields(raw, consumer, group)) for raw in raws]
     if lines:

@@ -5,6 +5,7 @@ import logging
 import sys
 
 from apps.projections.models import TodoEvent
+from polystack import logs
 from polystack.logs import JsonFormatter
 from tests.helpers import api_client, unique, wait_until
 
@@ -51,3 +52,30 @@ def test_the_json_formatter_keeps_the_exception_and_any_text():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "failed on \u2603" and line["level"] == "ERROR"
     assert 'ValueError: a "quoted"\nline' in line["exception"]
+
+
+class ForgedMessage:
+    """What a consumer's log line reads of a message: anyone who can write to the topic wrote it."""
+
+    def topic(self):
+        return "todo-events"
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return 7
+
+    def headers(self):
+        return [("correlationId", b"x\n2026-01-01 00:00:00,000 INFO polystack.events handled forged" + b"y" * 5000),
+                ("eventId", b"\xff\x1b[31m")]
+
+
+def test_a_forged_header_writes_one_short_line(settings, caplog):
+    settings.LOG_FORMAT = "plain"
+    with caplog.at_level(logging.INFO, logger="polystack.events"):
+        logs.events_handled([ForgedMessage()], consumer="projections", group="g")
+    [record] = caplog.records
+    line = record.getMessage()
+    assert "\n" not in line and "\x1b" not in line, "no line or terminal escape forged"
+    assert "correlationId=x\\n2026" in line and len(line) < 400
