@@ -102,7 +102,7 @@ def trace(request: HttpRequest) -> HttpResponse:
     """/admin/streams/trace/?correlationId=…: one command followed through every group."""
     correlation_id = request.GET.get("correlationId", "").strip()
     context = {**admin.site.each_context(request), "title": "Follow a correlationId", "correlation_id": correlation_id,
-               "trace": None, "error": None, "refresh_s": REFRESH_S, "group_id": None, "topic": None, "data": {}}
+               "trace": None, "error": None}
     status = 200
     if correlation_id and not CORRELATION_ID.match(correlation_id):
         context["error"], status = "A correlationId is 1 to 100 letters, digits, '.', '_', ':' or '-'.", 400

@@ -8,6 +8,7 @@ correlationId, `@tracer("group id")` the steps a group's tables show for those e
 realtime and analytics groups keep no per-event rows: for them the committed offset is the
 whole story (read, or not yet).
 """
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,9 +74,14 @@ def tracer(consumer: str):
     return register
 
 
+@functools.cache
+def _discover() -> None:
+    autodiscover_modules("traces")  # once a process: the apps' tracers register on import
+
+
 def follow(correlation_id: str, *, admin) -> Trace:
     """The trace of one correlationId; raises KafkaException when Kafka does not answer."""
-    autodiscover_modules("traces")
+    _discover()
     events = sorted({e for find in FINDERS for e in find(correlation_id)}, key=lambda e: (e.occurred_at, e.version))
     if not events:
         return Trace(correlation_id, [], [])
