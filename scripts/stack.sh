@@ -8,6 +8,12 @@
 #   scripts/stack.sh prometheus  install Debian's Prometheus and promtool (make run, make test)
 #   KAFKA_BROKERS=3 scripts/stack.sh up     three KRaft brokers (127.0.0.1:19092,19192,19292)
 #   scripts/stack.sh node kill|start N      SIGKILL or start node N of those three
+#   scripts/stack.sh kill kafka|postgres|redis   crash one server we started (up starts it again)
+#
+# STACK_DIR (default .stack) and the URLs make a second stack beside the first: the chaos
+# suite (python -m chaos) runs one of its own on other ports, so it can crash its servers
+# without touching the ones `make test` or `make run` use. KAFKA_CLUSTER_PORT moves the
+# three-broker cluster (19092 and on).
 #
 # Idempotent: `up` twice starts nothing the second time. A server already reachable at the
 # configured URL is reused and never stopped by `down`. Everything we start keeps its data,
@@ -16,7 +22,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STACK="$ROOT/.stack"
+STACK=${STACK_DIR:-"$ROOT/.stack"}
 CACHE="$ROOT/.cache"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
@@ -189,7 +195,8 @@ kafka_up() {
 # above. Every topic has 3 replicas and takes a write once 2 have it (acks=all).
 CLUSTER_DIR="$STACK/kafka-cluster"
 CLUSTER_NODES=(1 2 3)
-cluster_port() { echo $((19092 + 100 * ($1 - 1))); }
+CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19092}
+cluster_port() { echo $((CLUSTER_PORT + 100 * ($1 - 1))); }
 CLUSTER_BOOTSTRAP="127.0.0.1:$(cluster_port 1),127.0.0.1:$(cluster_port 2),127.0.0.1:$(cluster_port 3)"
 CLUSTER_VOTERS="1@127.0.0.1:$(($(cluster_port 1) + 1)),2@127.0.0.1:$(($(cluster_port 2) + 1)),3@127.0.0.1:$(($(cluster_port 3) + 1))"
 
@@ -273,7 +280,7 @@ pg_place_data_dir() {
   mkdir -p "$STACK"
   if runuser -u postgres -- test -x "$STACK"; then mkdir -p "$PG_DIR"; return 0; fi
   local outside
-  outside="/var/tmp/polystack-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)/postgres"
+  outside="/var/tmp/polystack-$(printf '%s' "$STACK" | cksum | cut -d' ' -f1)/postgres"
   mkdir -p "$outside" && chown postgres:postgres "$(dirname "$outside")"
   ln -s "$outside" "$PG_DIR"
 }
@@ -426,6 +433,19 @@ case "${1:-}" in
       *) die "usage: $0 node kill|start N" ;;
     esac
     ;;
+  kill)
+    # A crash, not a shutdown: SIGKILL for Kafka and Redis, PostgreSQL's immediate stop (every
+    # backend quits without a checkpoint; the next start recovers from the WAL). `up` restarts it.
+    case "${2:-}" in
+      kafka) pid_alive "$KAFKA_DIR/kafka.pid" && kill -9 "$(cat "$KAFKA_DIR/kafka.pid")"
+             rm -f "$KAFKA_DIR/kafka.pid"; say "kafka killed" ;;
+      redis) pid_alive "$REDIS_DIR/redis.pid" && kill -9 "$(cat "$REDIS_DIR/redis.pid")"
+             rm -f "$REDIS_DIR/redis.pid"; say "redis killed" ;;
+      postgres) [ -f "$PG_DIR/data/postmaster.pid" ] || die "postgresql is not ours or not running"
+                as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null; say "postgresql crashed" ;;
+      *) die "usage: $0 kill kafka|postgres|redis" ;;
+    esac
+    ;;
   status)
     rc=0
     if [ "${KAFKA_BROKERS:-1}" = 3 ]; then
@@ -441,7 +461,7 @@ case "${1:-}" in
     exit $rc
     ;;
   *)
-    echo "usage: $0 up|down|status|browser|prometheus|node" >&2
+    echo "usage: $0 up|down|status|browser|prometheus|node|kill" >&2
     exit 2
     ;;
 esac
