@@ -12,13 +12,14 @@ export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:1929
 export KAFKA_REPLICATION_FACTOR := 3
 endif
 
-.PHONY: help venv stack-up stack-down stack-status migrate topics run test test-cluster unit lint bench clean
+.PHONY: help venv stack-up stack-down stack-status migrate topics run test test-cluster chaos unit lint bench clean
 
 help:
 	@echo "make run           everything from nothing to the running system (Ctrl-C stops it)"
 	@echo "make test          everything from nothing to a passing suite"
 	@echo "make unit          the pure-logic tests and the import contract, in seconds, without the stack"
 	@echo "make test-cluster  the three-broker cluster's tests (a broker killed under load)"
+	@echo "make chaos         faults under load on a stack of its own, then the checker's table (CHAOS_ARGS=--short: the quick one)"
 	@echo "make bench         benchmarks; prints figures and ratios"
 	@echo "make stack-up | stack-down | stack-status   the local Kafka, PostgreSQL and Redis"
 	@echo "make stack-up KAFKA_BROKERS=3              three Kafka brokers instead of one (also make run KAFKA_BROKERS=3)"
@@ -71,7 +72,7 @@ PYTEST_WORKERS ?= 3
 test: lint stack-up
 	scripts/stack.sh browser
 	scripts/stack.sh prometheus
-	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # The three-broker cluster's tests (tests/cluster/): its own brokers on 19092, 19192, 19292,
 # beside the one `make test` uses.
@@ -80,6 +81,14 @@ test-cluster: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:19092,127.0.0.1:19192,
 test-cluster: export KAFKA_REPLICATION_FACTOR := 3
 test-cluster: lint stack-up
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m pytest -m cluster tests/cluster
+
+# The chaos suite (python -m chaos): its own Kafka (three brokers), PostgreSQL and Redis under
+# .stack/chaos/ on other ports, every role, clients through the API, faults one after another,
+# then the checker. About six minutes; it stops everything it started. The short version
+# (CHAOS_ARGS=--short, one broker) also runs in make test (tests/chaos/).
+CHAOS_ARGS ?=
+chaos: lint
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 bench: stack-up
 	DJANGO_SETTINGS_MODULE=polystack.settings.test $(PY) -m bench

@@ -14,8 +14,10 @@ UNIT = Path(__file__).resolve().parent / "unit"
 
 # Modules that take minutes (seconds in a run of the whole suite, see --durations) start first:
 # `make test`'s workers each take whole modules, and a long one taken last would run alone at
-# the end while the other workers idle.
-SLOW_MODULES = ("tests/test_outages.py", "tests/analytics/test_stream.py", "tests/reminders/test_scheduler.py",
+# the end while the other workers idle (make test keeps this order: --no-loadscope-reorder; else
+# pytest-xdist would send the modules with the most tests first). The chaos run first of all: it
+# takes minutes in processes of its own, beside the rest of the suite.
+SLOW_MODULES = ("tests/chaos/test_short_run.py", "tests/test_outages.py", "tests/analytics/test_stream.py", "tests/reminders/test_scheduler.py",
                 "tests/reminders/test_delivery.py", "tests/projections/test_projection.py",
                 "tests/sync/test_syncclient.py", "tests/sync/test_coordinator.py", "tests/web/test_browser.py",
                 "tests/web/test_sync_page.py", "tests/sync/test_push.py")

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TREES = ("apps", "polystack", "bench", "tests")
+TREES = ("apps", "polystack", "bench", "chaos", "tests")
 DOCUMENTED = {
     "_meta",  # Django's Model _meta API (docs: "Model _meta API")
     "_replace",  # namedtuple._replace (urllib.parse results)
