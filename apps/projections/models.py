@@ -81,6 +81,7 @@ class ParkedEvent(models.Model):
 
     class Meta:
         verbose_name = "parked event (waiting for an earlier version)"
+        verbose_name_plural = "parked events (waiting for an earlier version)"
 
     def __str__(self) -> str:
         return f"{self.todo_id} v{self.aggregate_version}: {self.reason}"
@@ -127,6 +128,9 @@ class SnapshotEvent(models.Model):
 class SnapshotParked(models.Model):
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
     row = models.JSONField()
+
+    class Meta:
+        verbose_name = "snapshot parked event"
 
 
 class ProjectionJob(models.Model):

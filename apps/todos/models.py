@@ -109,6 +109,7 @@ class OutboxEvent(models.Model):
 
     class Meta:
         verbose_name = "outbox event (waiting for the relay)"
+        verbose_name_plural = "outbox events (waiting for the relay)"
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"

@@ -74,3 +74,6 @@ class DlqAlert(models.Model):
 
     topic = models.CharField(max_length=249, primary_key=True)
     last_sent_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "DLQ alert"
