@@ -2,11 +2,13 @@
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
 from apps.projections.models import ProjectionOffset, TodoEvent, TodoView
+from apps.projections.services import apply_event
 from apps.projections.waiting import watcher
 from apps.todos.audience import may_see_q as _may_see_q
 from polystack.streaming.topics import TODO_EVENTS, resolve
@@ -61,8 +63,10 @@ def todo_list(
     priority: str | None = None,
     assigned_to: int | None = None,
     team_id: uuid.UUID | None = None,
+    deleted: bool = False,
 ) -> QuerySet[TodoView]:
-    todos = TodoView.objects.filter(_visible(user))
+    """The todos the user may see; `deleted`: the deleted ones instead (to look back at them)."""
+    todos = TodoView.objects.filter(may_see_q(user.pk) & Q(deleted_at__isnull=not deleted))
     if completed is not None:
         todos = todos.filter(completed=completed)
     if priority is not None:
@@ -78,15 +82,33 @@ def todo_get(*, user: AbstractBaseUser, todo_id: uuid.UUID) -> TodoView | None:
     return TodoView.objects.filter(_visible(user), id=todo_id).first()
 
 
-def todo_events(*, user: AbstractBaseUser, todo_id: uuid.UUID, after_version: int = 0,
-                limit: int | None = None) -> list[dict] | None:
-    """The todo's envelopes with aggregateVersion > after_version in order (at most `limit`),
-    or None if the user may not see it."""
-    if todo_get(user=user, todo_id=todo_id) is None:
+# The read row's instants, which events carry as ISO text.
+INSTANTS = ("completed_at", "due_date", "created_at", "updated_at", "deleted_at")
+
+
+def _as_todo(row: dict) -> TodoView:
+    """A folded row as the (unsaved) read model, its instants parsed as a read of the table gives them."""
+    return TodoView(**{**row, **{k: datetime.fromisoformat(row[k]) for k in INSTANTS if row[k] is not None}})
+
+
+def todo_history(*, user: AbstractBaseUser, todo_id: uuid.UUID, version: int | None = None,
+                 as_of: datetime | None = None) -> list[tuple[dict, TodoView]] | None:
+    """Time travel: the todo's events in order, each with the todo as it was right after it,
+    folded with the projection's own fold (services.apply_event), up to `version` or to the
+    events that occurred by `as_of` (all when neither). None when the user may not see the
+    todo — deleted ones included, for those who could see them."""
+    if not TodoView.objects.filter(may_see_q(user.pk), id=todo_id).exists():
         return None
-    envelopes = (TodoEvent.objects.filter(todo_id=todo_id, aggregate_version__gt=after_version)
-                 .order_by("aggregate_version").values_list("envelope", flat=True))
-    return list(envelopes if limit is None else envelopes[:limit])
+    envelopes = TodoEvent.objects.filter(todo_id=todo_id).order_by("aggregate_version")
+    if version is not None:
+        envelopes = envelopes.filter(aggregate_version__lte=version)
+    if as_of is not None:
+        envelopes = envelopes.filter(occurred_at__lte=as_of)
+    history, row = [], None
+    for envelope in envelopes.values_list("envelope", flat=True):
+        row = apply_event(row, envelope)
+        history.append((envelope, _as_todo(row)))
+    return history
 
 
 def projection_generation() -> int:

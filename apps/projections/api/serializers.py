@@ -24,3 +24,23 @@ class TodoSerializer(serializers.ModelSerializer):
 
     def get_userId(self, todo) -> str:
         return str(todo.user_id)
+
+
+class TodoAtSerializer(TodoSerializer):
+    """A todo as it was (time travel): the same shape, and when it was deleted, if it was."""
+
+    deletedAt = serializers.DateTimeField(source="deleted_at", allow_null=True)
+
+    class Meta(TodoSerializer.Meta):
+        fields = [*TodoSerializer.Meta.fields, "deletedAt"]
+
+
+UNCHANGING = {"version", "updatedAt"}  # every event moves them: not what it changed
+
+
+def changes(before: dict | None, after: dict) -> list[dict]:
+    """What one event changed, field by field as the API shows them (TodoAtSerializer's data):
+    [{"field", "before", "after"}]; a creation's fields have `before` null."""
+    before = before or {}
+    return [{"field": field, "before": before.get(field), "after": value} for field, value in after.items()
+            if field not in UNCHANGING and before.get(field) != value and (before or value not in (None, [], "", False))]

@@ -102,8 +102,21 @@ class EventPageSerializer(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, required=False, default=500)
 
 
+class TodoAtSerializer(StrictSerializer):
+    """Time travel: `version` or `asOf` (an instant: the events that occurred by then), not both."""
+
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    asOf = MomentField(required=False)
+
+    def validate(self, attrs):
+        if "version" in attrs and "asOf" in attrs:
+            raise serializers.ValidationError("Give version or asOf, not both.")
+        return attrs
+
+
 class TodoFilterSerializer(StrictSerializer):
     completed = serializers.BooleanField(required=False, allow_null=True, default=None)
+    deleted = serializers.BooleanField(required=False, default=False)
     priority = serializers.ChoiceField(choices=PRIORITIES, required=False)
     assignedTo = serializers.IntegerField(min_value=1, required=False)
     teamId = serializers.UUIDField(required=False)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -20,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.projections import selectors
-from apps.projections.api.serializers import TodoSerializer
+from apps.projections.api.serializers import TodoAtSerializer, TodoSerializer, changes
 from apps.todos import services
 from apps.todos.api import serializers as s
 from apps.todos.api.errors import error_response
@@ -67,14 +68,16 @@ class TodoViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("completed", bool), OpenApiParameter("priority", str, enum=["low", "medium", "high", "urgent"]),
+            OpenApiParameter("completed", bool), OpenApiParameter("deleted", bool),
+            OpenApiParameter("priority", str, enum=["low", "medium", "high", "urgent"]),
             OpenApiParameter("assignedTo", str), OpenApiParameter("teamId", str), OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
         responses=TodoSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
-        """Your todos, those assigned to you and your teams' todos, newest first."""
+        """Your todos, those assigned to you and your teams' todos, newest first; `deleted=true`:
+        the deleted ones (their `deletedAt` set), whose history you may still read."""
         filters = s.TodoFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         todos = selectors.todo_list(
@@ -83,17 +86,35 @@ class TodoViewSet(viewsets.ViewSet):
             priority=filters.validated_data.get("priority"),
             assigned_to=filters.validated_data.get("assignedTo"),
             team_id=filters.validated_data.get("teamId"),
+            deleted=filters.validated_data["deleted"],
         )
         paginator = TodoPagination()
         page = paginator.paginate_queryset(todos, request, view=self)
-        return paginator.get_paginated_response(TodoSerializer(page, many=True).data)
+        shape = TodoAtSerializer if filters.validated_data["deleted"] else TodoSerializer
+        return paginator.get_paginated_response(shape(page, many=True).data)
 
-    @extend_schema(responses=TodoSerializer)
+    @extend_schema(parameters=[OpenApiParameter("version", int), OpenApiParameter("asOf", OpenApiTypes.DATETIME)],
+                   responses=TodoAtSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
-        todo = selectors.todo_get(user=request.user, todo_id=uuid.UUID(pk))
-        if todo is None:
+        """The todo now; with `version=N` or `asOf=<instant>`, the todo as it was then (time
+        travel: folded from its events by the projection's own fold, with `deletedAt`). A
+        deleted todo can be read that way by those who could see it; 404 for a version it never
+        had or an instant before it existed."""
+        at = s.TodoAtSerializer(data={k: v for k, v in request.query_params.items() if k in ("version", "asOf")})
+        at.is_valid(raise_exception=True)
+        if not at.validated_data:
+            todo = selectors.todo_get(user=request.user, todo_id=uuid.UUID(pk))
+            if todo is None:
+                raise NotFound(f"todo {pk} not found")
+            return Response(TodoSerializer(todo).data)
+        version = at.validated_data.get("version")
+        history = selectors.todo_history(user=request.user, todo_id=uuid.UUID(pk), version=version,
+                                         as_of=at.validated_data.get("asOf"))
+        if history is None:
             raise NotFound(f"todo {pk} not found")
-        return Response(TodoSerializer(todo).data)
+        if not history or (version is not None and history[-1][1].version != version):
+            raise NotFound(f"todo {pk} had no version {version}" if version else f"todo {pk} did not exist then")
+        return Response(TodoAtSerializer(history[-1][1]).data)
 
     @extend_schema(request=s.TodoCreateSerializer, responses={201: TodoSerializer, 202: s.AcceptedSerializer})
     def create(self, request: Request) -> Response:
@@ -163,19 +184,22 @@ class TodoViewSet(viewsets.ViewSet):
                    responses={200: dict})
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
-        """The todo's event envelopes after `afterVersion`, in aggregateVersion order, at most
-        `limit` (500; up to 1000) a page; `Link: <…>; rel="next"` names the next page."""
+        """The todo's history: `[{"event": <envelope>, "changes": [{"field", "before", "after"}]}]`
+        after `afterVersion`, in aggregateVersion order, at most `limit` (500; up to 1000) a page;
+        `Link: <…>; rel="next"` names the next page. Deleted todos too, for those who could see them."""
         page = s.EventPageSerializer(data=request.query_params.dict())
         page.is_valid(raise_exception=True)
         after, limit = page.validated_data["afterVersion"], page.validated_data["limit"]
-        envelopes = selectors.todo_events(user=request.user, todo_id=uuid.UUID(pk), after_version=after,
-                                          limit=limit + 1)
-        if envelopes is None:
+        history = selectors.todo_history(user=request.user, todo_id=uuid.UUID(pk), version=after + limit + 1)
+        if history is None:
             raise NotFound(f"todo {pk} not found")
+        shown = [TodoAtSerializer(todo).data for _, todo in history]
+        items = [{"event": envelope, "changes": changes(shown[n - 1] if n else None, shown[n])}
+                 for n, (envelope, _) in enumerate(history) if envelope["aggregateVersion"] > after]
         headers = {}
-        if len(envelopes) > limit:
-            envelopes = envelopes[:limit]
+        if len(items) > limit:
+            items = items[:limit]
             following = request.build_absolute_uri(
-                f"{request.path}?afterVersion={envelopes[-1]['aggregateVersion']}&limit={limit}")
+                f"{request.path}?afterVersion={items[-1]['event']['aggregateVersion']}&limit={limit}")
             headers["Link"] = f'<{following}>; rel="next"'
-        return Response(envelopes, headers=headers)
+        return Response(items, headers=headers)
