@@ -19,8 +19,9 @@ def browser():
         browser.close()
 
 
-def sign_in(browser, base: str, username: str):
-    page = browser.new_context(locale="en-US", timezone_id="UTC").new_page()  # dates read the same everywhere
+def sign_in(browser, base: str, username: str, **context):
+    """A new browser context (`context`: Playwright's options, a phone's viewport...) signed in."""
+    page = browser.new_context(locale="en-US", timezone_id="UTC", **context).new_page()  # dates read the same everywhere
     page.goto(f"{base}/todos/")
     expect(page).to_have_url(f"{base}/login/?next=/todos/")
     page.get_by_label("Username").fill(username)
@@ -29,6 +30,19 @@ def sign_in(browser, base: str, username: str):
     expect(page).to_have_url(f"{base}/todos/")
     expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
     return page
+
+
+def screenshot_path(tmp_path, name: str):
+    """The README's pictures are these screenshots: UPDATE_SCREENSHOTS=1 writes them to
+    docs/screenshots/; otherwise they go to the test's folder (a test run changes no file)."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("UPDATE_SCREENSHOTS") != "1":
+        return tmp_path / name
+    folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 # The page is a sync client: its tests start the sync path as the sync tests do.

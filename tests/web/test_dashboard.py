@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers import unique, wait_until
-from tests.web.conftest import sign_in
+from tests.web.conftest import screenshot_path, sign_in
 
 
 @pytest.fixture
@@ -88,15 +88,3 @@ def test_the_dashboard_draws_updates_live_and_exports_what_the_api_says(analytic
     assert "completed (todos)" in text
     page.screenshot(path=str(screenshot_path(tmp_path, "analytics-dashboard.png")), full_page=True)
 
-
-def screenshot_path(tmp_path, name: str):
-    """The README's pictures are these screenshots: UPDATE_SCREENSHOTS=1 writes them to
-    docs/screenshots/; otherwise they go to the test's folder (a test run changes no file)."""
-    import os
-    from pathlib import Path
-
-    if os.environ.get("UPDATE_SCREENSHOTS") != "1":
-        return tmp_path / name
-    folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name

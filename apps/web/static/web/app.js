@@ -144,6 +144,7 @@ function todoItem(todo) {
   const edit = el("button", { type: "button", textContent: "Edit", disabled: !owner, ariaLabel: `Edit ${todo.title}` });
   edit.addEventListener("click", () => openEditor(todo));
   const remove = el("button", { type: "button", className: "danger", textContent: "Delete", disabled: !owner, ariaLabel: `Delete ${todo.title}` });
+  const history = historyButton(todo);
   remove.addEventListener("click", () => confirm(`Delete “${todo.title}”?`) && run(() => sync.change("delete", todo.id)));
   const meta = el("p", { className: "meta" },
     el("span", { className: `prio prio-${todo.priority}`, textContent: todo.priority }),
@@ -163,7 +164,22 @@ function todoItem(todo) {
       el("label", { htmlFor: checkId, className: "title", textContent: todo.title }),
       todo.description ? el("p", { className: "description", textContent: todo.description }) : "",
       meta),
-    el("div", { className: "controls" }, priorityLabel, priority, assignLabel, assign, dueLabel, due, edit, remove));
+    el("div", { className: "controls" }, priorityLabel, priority, assignLabel, assign, dueLabel, due, edit, remove, history));
+}
+
+function historyButton(todo) {
+  const button = el("button", { type: "button", textContent: "History", ariaLabel: `History of ${todo.title}` });
+  button.addEventListener("click", () => online("The history") && run(() => openHistory(todo)));
+  return button;
+}
+
+// A deleted todo: gone from the list, its history still there for those who could see it.
+function deletedItem(todo) {
+  return el("li", { id: `todo-${todo.id}`, className: "todo done" }, el("span"),
+    el("div", { className: "text" },
+      el("p", { className: "title", textContent: todo.title }),
+      el("p", { className: "meta", textContent: `deleted ${when(todo.deletedAt)}${todo.userId === me ? "" : ` · by ${nameOf(todo.userId)}`}` })),
+    el("div", { className: "controls" }, historyButton(todo)));
 }
 
 // A moment as a datetime-local input holds it (local time, to the minute), and as people read it.
@@ -183,15 +199,84 @@ function overdue(todo) {
 }
 
 function render() {
+  if ($("#view").value === "deleted") return renderDeleted();
   const list = $("#todo-list");
   const items = visibleTodos();
   list.replaceChildren(...items.map(todoItem));
   $("#empty").hidden = items.length > 0;
 }
 
+async function renderDeleted() {
+  if (!online("The deleted todos")) return;
+  await run(async () => {
+    const page = await api("GET", "/api/todos/?deleted=true&page_size=200");
+    if ($("#view").value !== "deleted") return; // the view changed meanwhile
+    $("#todo-list").replaceChildren(...page.results.map(deletedItem));
+    $("#empty").hidden = page.results.length > 0;
+  });
+}
+
+// --- history (time travel) ------------------------------------------------------------------
+const SHOWN_FIELDS = [["title", "Title"], ["description", "Description"], ["priority", "Priority"], ["completed", "Completed"],
+  ["assignedTo", "Assigned to"], ["dueDate", "Due"], ["reminderTimes", "Reminders"], ["teamId", "Team"], ["deletedAt", "Deleted"]];
+
+function shownValue(field, value) {
+  if (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)) return "—";
+  if (field === "assignedTo" || field === "userId") return nameOf(value);
+  if (field === "teamId") return (teamOf(value) || { name: "a team" }).name;
+  if (field === "dueDate" || field === "deletedAt" || field === "completedAt") return when(value);
+  if (field === "reminderTimes") return value.map(when).join(", ");
+  return String(value);
+}
+
+async function historyOf(todoId) {
+  const items = [];
+  for (let after = 0; ; after = items[items.length - 1].event.aggregateVersion) {
+    const page = await api("GET", `/api/todos/${todoId}/events/?afterVersion=${after}&limit=1000`);
+    items.push(...page);
+    if (page.length < 1000) return items;
+  }
+}
+
+async function openHistory(todo) {
+  const items = await historyOf(todo.id);
+  const last = items.length;
+  const latest = await api("GET", `/api/todos/${todo.id}/?version=${last}`);
+  $("#history-title").textContent = `History of “${latest.title}”`;
+  $("#history-events").replaceChildren(...items.map(({ event, changes }) => el("li", { id: `history-v${event.aggregateVersion}` },
+    el("p", { className: "meta" },
+      el("strong", { textContent: `v${event.aggregateVersion} ${event.eventType}` }),
+      ` · by ${nameOf(event.metadata.actorId || event.userId)} · ${when(event.occurredAt)} · `,
+      el("code", { title: "correlation id", textContent: event.correlationId })),
+    el("ul", { className: "changes" }, ...changes.map((c) => el("li", {},
+      `${(SHOWN_FIELDS.find(([f]) => f === c.field) || [c.field, c.field])[1]}: `,
+      el("del", { textContent: shownValue(c.field, c.before) }), " → ", el("ins", { textContent: shownValue(c.field, c.after) })))))));
+  const slider = $("#history-version");
+  slider.max = String(last);
+  slider.value = String(last);
+  const show = () => run(async () => {
+    const version = Number(slider.value);
+    $("#history-version-shown").textContent = `${version} of ${last}`;
+    const then = version === last ? latest : await api("GET", `/api/todos/${todo.id}/?version=${version}`);
+    if (Number(slider.value) !== version) return; // moved on meanwhile
+    $("#history-state").replaceChildren(
+      el("tr", {}, el("th", { textContent: "" }), el("th", { textContent: `At v${version}` }), el("th", { textContent: `Now (v${last})` })),
+      ...SHOWN_FIELDS.map(([field, label]) => {
+        const differs = JSON.stringify(then[field]) !== JSON.stringify(latest[field]);
+        return el("tr", { className: differs ? "differs" : "" }, el("th", { textContent: label }),
+          el("td", { textContent: shownValue(field, then[field]) }), el("td", { textContent: shownValue(field, latest[field]) }));
+      }));
+    for (const node of $("#history-events").children) node.classList.toggle("current", node.id === `history-v${version}`);
+  });
+  slider.oninput = show;
+  await show();
+  $("#history").showModal();
+}
+$("#history-close").addEventListener("click", () => $("#history").close());
+
 function renderTeams() {
   const options = [["all", "All I can see"], ["mine", "Mine"], ["assigned", "Assigned to me"], ["personal", "Personal"],
-    ...teams.map((t) => [`team:${t.id}`, `Team: ${t.name}`])];
+    ...teams.map((t) => [`team:${t.id}`, `Team: ${t.name}`]), ["deleted", "Deleted"]];
   const view = $("#view");
   const current = view.value;
   view.replaceChildren(...options.map(([v, text]) => el("option", { value: v, textContent: text, selected: v === current })));
