@@ -23,6 +23,9 @@ def ahead(seconds: float) -> datetime:
 
 
 def scheduled(client, title: str, *reminders_in: float, due_in: float = 3600) -> str:
+    """A todo with reminders `reminders_in` seconds from now. Give them 3 s at least: a
+    request can take more than a second on a loaded machine, and a reminder past by the time the
+    API checks it is refused (400)."""
     answer = client.post("/api/todos/", {"title": title, "dueDate": iso(ahead(due_in)),
                                          "reminderTimes": [iso(ahead(s)) for s in reminders_in]}, format="json")
     assert answer.status_code == 202, answer.content
@@ -50,7 +53,7 @@ def alice(roles, notifier, user_factory, settings):
 @pytest.fixture
 def alice_warm(alice, smtp):
     """The same, proved up by a first reminder that reached the inbox (before anything is timed)."""
-    scheduled(alice, "Warm up", 1)
+    scheduled(alice, "Warm up", 3)
     wait_until(lambda: smtp.messages, what="the first reminder's email: every role is up")
     smtp.messages.clear()
     smtp.received_at.clear()
@@ -104,7 +107,7 @@ def test_reminders_fire_on_time_once_cancelled_ones_never_and_a_snoozed_one_agai
 
 def test_a_refusing_mail_server_walks_the_retry_topics_and_the_reminder_goes_out_once_it_accepts(alice, smtp):
     smtp.refusing = True
-    todo = scheduled(alice, "Call the bank", 1)
+    todo = scheduled(alice, "Call the bank", 3)
     email = lambda: Notification.objects.filter(todo_id=todo, channel="email").first()  # noqa: E731
     # Attempts: the first, then from retry-1 (0.1 s later) and retry-2 (0.5 s); retry-3 waits 3 s.
     # The server's count, not the row's: a row counts its attempt before the server answers it.
@@ -129,7 +132,7 @@ def test_a_refusing_mail_server_walks_the_retry_topics_and_the_reminder_goes_out
 def test_a_reminder_the_mail_server_never_accepts_lands_in_the_dlq_and_a_redrive_delivers_it_once(
         alice, smtp, roles, admin_client):
     smtp.refusing = True
-    todo = scheduled(alice, "Renew the passport", 1)
+    todo = scheduled(alice, "Renew the passport", 3)
     [letter] = wait_until(lambda: consume_to_end(resolve(REMINDER_EVENTS_DLQ)), timeout=30, what="the dead letter")
     headers = {key: value.decode() for key, value in letter.headers()}
     assert headers["dlq.original.topic"] == resolve(REMINDER_EVENTS)
