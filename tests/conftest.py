@@ -145,6 +145,14 @@ def roles(transactional_db, event_topics, settings, tmp_path, request):
 
 
 @pytest.fixture
+def pipeline(roles):
+    """The command path the API's answers wait for: the relay and the projection, on this
+    test's topics and a group of its own."""
+    roles("runrelay")
+    roles("runconsumer", "projections", "--group-id", helpers.unique("projection"))
+
+
+@pytest.fixture
 def user_factory(db):
     from tests.factories import UserFactory
 

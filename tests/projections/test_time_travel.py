@@ -8,15 +8,9 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import teammates
-from tests.helpers import api_client, unique, wait_until
+from tests.helpers import api_client, wait_until
 
 FIELDS = ("title", "description", "priority", "completed", "assignedTo", "dueDate", "teamId", "deletedAt")
-
-
-@pytest.fixture
-def pipeline(roles):
-    roles("runrelay")
-    roles("runconsumer", "projections", "--group-id", unique("projection"))
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ from rest_framework.test import APIClient
 from apps.todos.models import OutboxEvent, TodoState
 from polystack.streaming.topics import TODO_EVENTS, resolve
 from tests.factories import teammates
-from tests.helpers import api_client, consume_all, consume_to_end, unique, wait_until
-
-
-@pytest.fixture
-def pipeline(roles):
-    roles("runrelay")
-    roles("runconsumer", "projections", "--group-id", unique("projection"))
+from tests.helpers import api_client, consume_all, consume_to_end, wait_until
 
 
 @pytest.fixture

@@ -4,13 +4,7 @@ import json
 import pytest
 
 from polystack.streaming.topics import TODO_EVENTS, resolve
-from tests.helpers import api_client, consume_all, unique, wait_until
-
-
-@pytest.fixture
-def pipeline(roles):
-    roles("runrelay")
-    roles("runconsumer", "projections", "--group-id", unique("projection"))
+from tests.helpers import api_client, consume_all, wait_until
 
 
 @pytest.fixture
