@@ -14,6 +14,7 @@ what every phase promises. It prints two tables, the faults and the invariants, 
 when every invariant held (1 otherwise, with the evidence; 2 when the run itself failed).
 """
 import argparse
+import io
 import json
 import os
 import shutil
@@ -72,6 +73,9 @@ def wait_until(condition, *, timeout: float, what: str, every: float = 0.25) -> 
 
 
 class Run:
+    """One chaos run. Django and the apps are imported inside its steps, once __init__ has put
+    the run's environment (its stack's URLs, its topic prefix) where the settings read it."""
+
     def __init__(self, profile: Profile):
         self.profile = profile
         self.run_id = uuid.uuid4().hex[:6]
@@ -97,7 +101,7 @@ class Run:
 
         call_command("migrate", verbosity=0)
         self._fresh_topics()
-        call_command("ensuretopics", stdout=open(os.devnull, "w"))
+        call_command("ensuretopics", stdout=io.StringIO())
         import redis
 
         redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
