@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaException
 
@@ -296,18 +297,21 @@ class Run:
 
     # --- settle and check --------------------------------------------------------------------
     def stop_load(self) -> None:
+        """Stop the commands. Reminders they set keep coming for REMINDER_LEAD_S: until the
+        horizon has passed, the system is not settled."""
+        from chaos.load import REMINDER_LEAD_S, TIMEOUT_S
+
+        self.horizon = datetime.now(UTC) + timedelta(seconds=REMINDER_LEAD_S[1] + TIMEOUT_S + 1)
         (self.folder / "stop-commands").touch()
         say(f"load stopped after {self.commands_so_far():,} commands; waiting for the system to settle")
 
     def settled(self) -> bool:
-        from django.utils import timezone
-
         from apps.reminders.models import Reminder
         from apps.todos.models import OutboxEvent
         from chaos.checker import Evidence
 
         if OutboxEvent.objects.exists() or Reminder.objects.filter(state=Reminder.PENDING,
-                                                                     remind_at__lt=timezone.now()).exists():
+                                                                     remind_at__lt=self.horizon).exists():
             return False
         try:
             if any(v.lag for v in self._group_views()):
@@ -342,7 +346,7 @@ class Run:
             checker.sockets_caught_up(evidence),
             checker.notifications_once(mails=self.mails, kills=self.notifier_kills, window_s=SMTP_ACK_WINDOW_S,
                                        unsent=checker.unsent_notifications()),
-            checker.reminders_once(**checker.reminder_facts()),
+            checker.reminders_once(**checker.reminder_facts(horizon=self.horizon)),
             checker.analytics_agree(),
             checker.device_records_once(evidence, checker.device_records()),
         ]

@@ -6,6 +6,7 @@ and Jepsen's checkers do: a count of what was checked, and the counter-examples.
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from polystack.streaming import kafka, topics
@@ -78,10 +79,10 @@ def unsent_notifications() -> dict[str, int]:
     return dict(Counter(Notification.objects.exclude(status=Notification.Status.SENT).values_list("status", flat=True)))
 
 
-def reminder_facts() -> dict:
-    """What reminders_once judges: the ReminderDue events on reminder-events, and the due table."""
-    from django.utils import timezone
-
+def reminder_facts(*, horizon: datetime) -> dict:
+    """What reminders_once judges: the ReminderDue events on reminder-events, and the due table.
+    `horizon`: every reminder the run's commands set comes before it (the others are the
+    schedules' later ones, an hour ahead)."""
     from apps.reminders.models import Reminder
 
     envelopes = (json.loads(value) for _, _, value in read_all(topics.REMINDER_EVENTS))
@@ -89,7 +90,7 @@ def reminder_facts() -> dict:
         "due_events": [e["data"] for e in envelopes if e["eventType"] == "ReminderDue"],
         "fired_rows": Reminder.objects.filter(state=Reminder.FIRED).count(),
         "states": dict(Counter(Reminder.objects.values_list("state", flat=True))),
-        "pending_due": Reminder.objects.filter(state=Reminder.PENDING, remind_at__lt=timezone.now()).count(),
+        "pending_due": Reminder.objects.filter(state=Reminder.PENDING, remind_at__lt=horizon).count(),
     }
 
 

@@ -36,6 +36,7 @@ from websockets.sync.client import connect
 
 TIMEOUT_S = 15.0
 ACKNOWLEDGED = {200, 201, 202, 204}
+REMINDER_LEAD_S = (3.0, 20.0)  # a reminder comes this long after the command that set it
 
 
 def iso(moment: datetime) -> str:
@@ -127,7 +128,7 @@ class Commands:
             # A reminder due within the run: the scheduler fires it, the notifier mails it.
             now = datetime.now(UTC)
             body["dueDate"] = iso(now + timedelta(hours=1))
-            body["reminderTimes"] = [iso(now + timedelta(seconds=self.rng.uniform(3, 20)))]
+            body["reminderTimes"] = [iso(now + timedelta(seconds=self.rng.uniform(*REMINDER_LEAD_S)))]
             events = 2
         status, answer = self.call("create", "POST", "/api/todos/", body, events=events)
         if status in ACKNOWLEDGED and answer.get("id"):
