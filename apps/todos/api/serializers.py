@@ -102,7 +102,7 @@ class EventPageSerializer(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, required=False, default=500)
 
 
-class TodoAtSerializer(StrictSerializer):
+class TodoAtQuerySerializer(StrictSerializer):
     """Time travel: `version` or `asOf` (an instant: the events that occurred by then), not both."""
 
     version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)

@@ -100,7 +100,7 @@ class TodoViewSet(viewsets.ViewSet):
         travel: folded from its events by the projection's own fold, with `deletedAt`). A
         deleted todo can be read that way by those who could see it; 404 for a version it never
         had or an instant before it existed."""
-        at = s.TodoAtSerializer(data={k: v for k, v in request.query_params.items() if k in ("version", "asOf")})
+        at = s.TodoAtQuerySerializer(data={k: v for k, v in request.query_params.items() if k in ("version", "asOf")})
         at.is_valid(raise_exception=True)
         if not at.validated_data:
             todo = selectors.todo_get(user=request.user, todo_id=uuid.UUID(pk))
