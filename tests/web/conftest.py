@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.factories import PASSWORD
+from tests.helpers import wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -30,6 +31,13 @@ def sign_in(browser, base: str, username: str, **context):
     expect(page).to_have_url(f"{base}/todos/")
     expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)
     return page
+
+
+def projected(page, base: str, title: str) -> None:
+    """Wait until the projection (what the history reads) has the todo: the page shows it from its
+    sync copy before that."""
+    wait_until(lambda: any(t["title"] == title for t in page.request.get(f"{base}/api/todos/").json()["results"]),
+               what=f"“{title}” projected")
 
 
 def screenshot_path(tmp_path, name: str):

@@ -4,7 +4,7 @@ todos looked back at from the Deleted view."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import unique
+from tests.helpers import unique, wait_until
 from tests.web.conftest import screenshot_path, sign_in
 
 
@@ -32,6 +32,8 @@ def test_the_history_panel_travels_through_versions_and_outlives_the_todo(system
     expect(page.locator("li.todo.pending")).to_have_count(0, timeout=15_000)
     item.get_by_label("Priority of Final plan").select_option("urgent")
     expect(page.locator("li.todo.pending")).to_have_count(0, timeout=15_000)
+    wait_until(lambda: page.request.get(f"{system}/api/todos/").json()["results"][0]["priority"] == "urgent",
+               what="the last change projected")
 
     item.get_by_role("button", name="History of Final plan").click()
     dialog = page.locator("#history")

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers import unique
-from tests.web.conftest import sign_in
+from tests.web.conftest import projected, sign_in
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 
@@ -46,6 +46,7 @@ def test_every_page_reads_and_works_at_phone_width(system, alice, browser):
         page.locator(section).scroll_into_view_if_needed()
         fits(page, section)
 
+    projected(page, system, "Buy a phone case with a rather long name that has to wrap somewhere")
     page.locator("li.todo").get_by_role("button", name="History of Buy a phone case", exact=False).click()
     expect(page.locator("#history-events > li")).to_have_count(1, timeout=15_000)
     fits(page, "the history panel")

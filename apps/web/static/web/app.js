@@ -239,7 +239,10 @@ async function historyOf(todoId) {
 }
 
 async function openHistory(todo) {
-  const items = await historyOf(todo.id);
+  // The page knows a todo from its sync copy as soon as the server applied it; its history is
+  // read from the projection, which follows a moment later.
+  const items = await historyOf(todo.id).catch(() => []);
+  if (!items.length) throw new Error("This todo's history is not readable yet: its events are on their way to the read side. Try again in a moment.");
   const last = items.length;
   const latest = await api("GET", `/api/todos/${todo.id}/?version=${last}`);
   $("#history-title").textContent = `History of “${latest.title}”`;
