@@ -226,6 +226,7 @@ function shownValue(field, value) {
   if (field === "teamId") return (teamOf(value) || { name: "a team" }).name;
   if (field === "dueDate" || field === "deletedAt" || field === "completedAt") return when(value);
   if (field === "reminderTimes") return value.map(when).join(", ");
+  if (typeof value === "boolean") return value ? "yes" : "no";
   return String(value);
 }
 
@@ -251,8 +252,9 @@ async function openHistory(todo) {
       el("strong", { textContent: `v${event.aggregateVersion} ${event.eventType}` }),
       ` · by ${nameOf(event.metadata.actorId || event.userId)} · ${when(event.occurredAt)} · `,
       el("code", { title: "correlation id", textContent: event.correlationId })),
-    el("ul", { className: "changes" }, ...changes.map((c) => el("li", {},
-      `${(SHOWN_FIELDS.find(([f]) => f === c.field) || [c.field, c.field])[1]}: `,
+    // The fields a person reads (a creation also sets its id, owner and time: the line above says so).
+    el("ul", { className: "changes" }, ...changes.filter((c) => SHOWN_FIELDS.some(([f]) => f === c.field)).map((c) => el("li", {},
+      `${SHOWN_FIELDS.find(([f]) => f === c.field)[1]}: `,
       el("del", { textContent: shownValue(c.field, c.before) }), " → ", el("ins", { textContent: shownValue(c.field, c.after) })))))));
   const slider = $("#history-version");
   slider.max = String(last);
