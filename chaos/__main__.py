@@ -87,7 +87,6 @@ class Run:
         self.began = time.monotonic()
         self.faults: list[tuple[str, str, str]] = []  # fault, at, back to normal after (and a note)
         self.notifier_kills: list[float] = []
-        self.mails: list[tuple[str, str, float]] = []
         self.clients: list[subprocess.Popen] = []
 
     # --- set-up ------------------------------------------------------------------------------
@@ -109,9 +108,11 @@ class Run:
         shutil.rmtree(self.folder.parent, ignore_errors=True)  # earlier runs' client files
         self.folder.mkdir(parents=True)
         self.users = self._users()
-        self.smtp = self._mail_sink()
         from bench.common import free_port
+        from tests.helpers import MailInbox
 
+        self.smtp = MailInbox(free_port())  # a real SMTP server on loopback, keeping what it gets
+        self.smtp.start()
         self.web_port = free_port()
         self.roles = Roles(self.env, web_port=self.web_port, hold_s=self.profile.hold_s, smtp_port=self.smtp.port,
                            without=self.profile.without)
@@ -155,25 +156,10 @@ class Run:
         return [[{"id": user.pk, "token": Token.objects.create(user=user).key, "team": str(team.pk) if u == 0 else None}
                  for u, user in enumerate(users)] for users in made]
 
-    def _mail_sink(self):
-        from aiosmtpd.controller import Controller
-
-        from bench.common import free_port
-
-        run = self
-
-        class Sink:
-            async def handle_DATA(self, server, session, envelope):
-                from email import message_from_bytes, policy
-
-                message = message_from_bytes(envelope.content, policy=policy.default)
-                for recipient in envelope.rcpt_tos:
-                    run.mails.append((message.get("X-PolyStack-Event", ""), recipient, time.time()))
-                return "250 Message accepted for delivery"
-
-        controller = Controller(Sink(), hostname="127.0.0.1", port=free_port())
-        controller.start()
-        return controller
+    def mails(self) -> list[tuple[str, str, float]]:
+        """(event id, recipient, when) of every mail the SMTP server received."""
+        return [(email.get("X-PolyStack-Event", ""), recipient, at)
+                for (recipients, email), at in zip(self.smtp.messages, self.smtp.received_at) for recipient in recipients]
 
     def _web_up(self) -> bool:
         import requests
@@ -344,7 +330,7 @@ class Run:
             checker.projection_equals_replay(before=before, after=projection.checksum(), applied=rebuilt.applied,
                                              records=len(evidence.records)),
             checker.sockets_caught_up(evidence),
-            checker.notifications_once(mails=self.mails, kills=self.notifier_kills, window_s=SMTP_ACK_WINDOW_S,
+            checker.notifications_once(mails=self.mails(), kills=self.notifier_kills, window_s=SMTP_ACK_WINDOW_S,
                                        unsent=checker.unsent_notifications()),
             checker.reminders_once(**checker.reminder_facts(horizon=self.horizon)),
             checker.analytics_agree(),

@@ -143,15 +143,6 @@ class Roles:
     def signal(self, name: str, signum: int) -> None:
         os.kill(self.wait_child(name), signum)
 
-    def exits(self) -> dict[str, int]:
-        """How often each role exited (killed or by itself), from its supervisor's lines."""
-        counts = {}
-        for name in self.commands:
-            path = self.logs / f"{name}.log"
-            text = path.read_text(errors="replace") if path.exists() else ""
-            counts[name] = text.count(f"[supervise] {name}: exited")
-        return counts
-
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
