@@ -152,6 +152,8 @@ def test_a_deleted_todo_can_be_looked_back_at_by_those_who_could_see_it_and_nobo
         assert [c["field"] for c in history_of(api_client(reader), todo)[-1]["changes"]] == ["deletedAt"]
     for call in (f"/api/todos/{todo}/?version=1", f"/api/todos/{todo}/events/"):
         assert api_client(eve).get(call).status_code == 404, "a stranger learns nothing, not even that it existed"
+    assert [t["id"] for t in api_client(alice).get("/api/todos/?deleted=true").json()["results"]] == [todo]
+    assert api_client(eve).get("/api/todos/?deleted=true").json()["results"] == [], "nor from the deleted list"
 
 
 @pytest.mark.parametrize("query, status", [
