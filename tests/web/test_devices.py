@@ -25,7 +25,11 @@ def test_the_page_lists_devices_online_and_removes_one(web, laptop, browser):
 
     device = DeviceSocket(web, token=key, device_id=device_id)
     device.ready()
-    expect(row).to_contain_text("online", timeout=20_000)  # the list refreshes every 10 s
+    try:
+        expect(row).to_contain_text("online", timeout=20_000)  # the list refreshes every 10 s
+    except AssertionError as failure:  # seen in fresh clones: say who closed the socket, and why
+        raise AssertionError(f"{failure}\nthe device's socket: close code {device.ws.close_code}, "
+                             f"reason {device.ws.close_reason!r}") from failure
 
     page.get_by_role("button", name="Remove laptop").click()
     expect(page.locator("#device-list li", has_text="laptop")).to_have_count(0)
