@@ -1,0 +1,154 @@
+"""Find a running role of this system and stop it for a while, the way an operator would.
+
+A role of this system is a `manage.py runconsumer <name>` process with the same consumer group
+and the same KAFKA_TOPIC_PREFIX as ours (several systems may share a machine: the chaos suite's
+roles use a prefix of their own). Under `make run` each role runs under polystack.ops.supervise,
+which would restart it within a second: to keep it down, the demo freezes the supervisor
+(SIGSTOP), stops the role (SIGTERM: it leaves its group and commits, as in a deploy), and on
+restart lets the supervisor go on (SIGCONT), which starts the role afresh. A role that runs
+alone is paused (SIGSTOP) and resumed (SIGCONT) instead.
+"""
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+SUPERVISOR = "polystack.ops.supervise"
+
+
+class RoleNotFoundError(Exception):
+    pass
+
+
+def _argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """(state letter, parent pid): the fields after the command name, which may hold spaces."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _is_role(argv: list[str], consumer: str, group_id: str | None) -> bool:
+    if SUPERVISOR in argv:
+        return False  # the supervisor's command line holds the role's
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "runconsumer" and argv[i + 1] == consumer and i > 0 and argv[i - 1].endswith("manage.py"):
+            return _option(argv, "--group-id") == group_id
+    return False
+
+
+@dataclass
+class Role:
+    consumer: str
+    pid: int
+    supervisor: int | None  # its polystack.ops.supervise process, if any
+
+    @property
+    def how(self) -> str:
+        if self.supervisor:
+            return f"pid {self.pid}, under its supervisor (pid {self.supervisor})"
+        return f"pid {self.pid}, without a supervisor"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.supervisor is None:
+            os.kill(self.pid, signal.SIGSTOP)
+            return
+        os.kill(self.supervisor, signal.SIGSTOP)
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(self.pid):
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    deadline = float("inf")
+                time.sleep(0.05)  # the poll interval of the process table
+        except BaseException:
+            os.kill(self.supervisor, signal.SIGCONT)
+            raise
+
+    def restart(self) -> None:
+        os.kill(self.supervisor or self.pid, signal.SIGCONT)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its (frozen) parent to collect it."""
+    try:
+        return _stat(pid)[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def find(consumer: str, group_id: str | None = None, *, timeout: float = 0.0) -> Role:
+    """The one process of `runconsumer <consumer>` in this system, waiting up to `timeout` for
+    it (a role just starting, or restarting); RoleNotFoundError if none or several."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _find(consumer, group_id)
+        except RoleNotFoundError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)  # the poll interval of a deadline wait
+
+
+def _find(consumer: str, group_id: str | None) -> Role:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            if not _is_role(_argv(pid), consumer, group_id):
+                continue
+            if _environ(pid).get("KAFKA_TOPIC_PREFIX", "") != settings.KAFKA_TOPIC_PREFIX:
+                continue
+            parent = _stat(pid)[1]
+            supervised = any(arg == SUPERVISOR for arg in _argv(parent))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        found.append(Role(consumer=consumer, pid=pid, supervisor=parent if supervised else None))
+    group = f" --group-id {group_id}" if group_id else ""
+    if not found:
+        raise RoleNotFoundError(f"no `runconsumer {consumer}{group}` of this system is running: start it (make run)")
+    if len(found) > 1:
+        raise RoleNotFoundError(f"{len(found)} processes run `runconsumer {consumer}{group}` "
+                                f"(pids {', '.join(str(r.pid) for r in found)}): the demo stops one role, not a fleet")
+    return found[0]
+
+
+def wait_restarted(role: Role, timeout: float) -> int:
+    """The pid of the role's new process once its supervisor started it (the same pid when it
+    was only paused)."""
+    if role.supervisor is None:
+        return role.pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{role.supervisor}/task/{role.supervisor}/children").read_text().split()
+        except OSError:
+            raise RoleNotFoundError(f"the supervisor (pid {role.supervisor}) is gone") from None
+        fresh = [int(pid) for pid in children if int(pid) != role.pid and _alive(int(pid))]
+        if fresh:
+            return fresh[0]
+        time.sleep(0.05)  # the poll interval of the process table
+    raise RoleNotFoundError(f"the supervisor (pid {role.supervisor}) did not start {role.consumer} again "
+                            f"within {timeout:.0f} s")

@@ -1,0 +1,129 @@
+"""Each demo (`manage.py demo <name> --fast`) runs to its end against real roles, and what it
+prints is true: its numbers are checked against the system (the topics, the tables, the API)."""
+import io
+import json
+import os
+import re
+import signal
+import sys
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from apps.analytics.models import LateEvent
+from apps.projections.models import TodoView
+from apps.web import demos
+from polystack.streaming.topics import TODO_EVENTS, resolve
+from tests import helpers
+
+
+def run_demo(settings, name: str, web: str, *args: str) -> tuple[str, dict[str, str]]:
+    """The demo's output, and its facts (`• label: value`) by label."""
+    settings.DEBUG = True  # the demos are refused outside DEBUG
+    out = io.StringIO()
+    call_command("demo", name, "--url", web, "--fast", *args, stdout=out)
+    output = out.getvalue()
+    print(output)  # shown when the test fails
+    return output, dict(re.findall(r"^ +• (.+?): (.*)$", output, re.MULTILINE))
+
+
+def test_the_list_names_every_demo_with_what_it_shows():
+    out = io.StringIO()
+    call_command("demo", "--list", stdout=out)
+    for name in demos.DEMOS:
+        assert re.search(rf"^{name} +{re.escape(demos.get(name).TITLE)}$", out.getvalue(), re.MULTILINE)
+
+
+def test_a_demo_is_refused_outside_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="local use only"):
+        call_command("demo", "replay", stdout=io.StringIO())
+
+
+def test_a_demo_without_the_system_says_so(settings, db):
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match=r"cannot reach the web role at http://127.0.0.1:9 .*make run"):
+        call_command("demo", "replay", "--url", "http://127.0.0.1:9", "--fast", stdout=io.StringIO())
+
+
+def test_replay_rebuilds_the_same_tables_while_the_api_answers(settings, web, pipeline):
+    output, facts = run_demo(settings, "replay", web)
+
+    events = [json.loads(message.value()) for message in helpers.consume_to_end(resolve(TODO_EVENTS))]
+    before_cleanup = [e for e in events if e["eventType"] != "TodoDeleted"]
+    assert len(before_cleanup) == 6 and len(events) == 9, "3 todos made, 3 changed, 3 deleted by the clean-up"
+    assert facts["events replayed"] == "6"
+    assert facts["events in the read tables"] == "6"
+    assert facts["todos in the read tables"] == "3"
+    assert facts["checksum before"] == facts["checksum after"]
+    assert int(facts["API reads during the rebuild"]) > 0
+    assert facts["API reads that missed a todo"] == "0"
+    assert facts["the demo's todos unchanged"] == "yes"
+    assert "rebuilding:" in output, "the rebuild's progress is shown"
+    helpers.wait_until(lambda: TodoView.objects.filter(deleted_at__isnull=True).count() == 0,
+                       what="the clean-up's deletions projected")
+
+
+def test_fanout_stops_notifications_while_the_others_serve_and_notifies_once(settings, web, pipeline, roles,
+                                                                              smtp):
+    roles("runconsumer", "realtime", "--group-id", helpers.unique("realtime"))
+    group = helpers.unique("notifications")
+    # Under a supervisor, as `make run` has it, in a session of its own: killing the session at
+    # the end kills the role too, which outlives a supervisor killed alone.
+    supervisor = roles("--name", "notifications", "--backoff", "0.2", "--", sys.executable, "manage.py",
+                       "runconsumer", "notifications", "--group-id", group, module="polystack.ops.supervise",
+                       env={"EMAIL_PORT": str(smtp.port), "STREAMING_RETRY_DELAY_SCALE": "0.05"},
+                       start_new_session=True)
+    try:
+        output, facts = run_demo(settings, "fanout", web, "--group", f"notifications={group}")
+    finally:
+        os.killpg(supervisor.pid, signal.SIGKILL)
+
+    assert re.fullmatch(r"pid \d+, under its supervisor \(pid \d+\)", facts["notifications role"])
+    assert facts[f"members of {group}"] == "0"
+    assert facts[f"lag of {group} with the role down"] == "6", "three todos made and assigned: six events"
+    assert facts["todos the API shows assigned to the teammate (the projection)"] == "3"
+    assert facts["live frames the teammate's socket got (realtime)"] == "6"
+    assert facts["notifications for the teammate so far"] == "0"
+    old = re.search(r"pid (\d+)", facts["notifications role"])[1]
+    assert facts["notifications role is back"] != f"pid {old}", "a new process"
+    assert facts[f"lag of {group} after the restart"] == "0"
+    assert facts["Email notifications sent"] == "3" and facts["In-app notifications sent"] == "3"
+    assert facts["sent more than once"] == "0"
+    to_teammate = [m for rcpts, m in smtp.messages if rcpts == ["demo-fanout-teammate@polystack.localhost"]]
+    assert len(to_teammate) == 3, "three emails, none twice"
+
+
+def test_windows_open_update_close_and_a_late_event_is_recorded(settings, roles, tmp_path):
+    group = helpers.unique("analytics")
+    roles("runconsumer", "analytics", "--group-id", group, "--state-dir", str(tmp_path / "state"))
+    roles("runconsumer", "analytics-sink", "--group-id", group + "-sink")
+
+    output, facts = run_demo(settings, "windows", "http://127.0.0.1:9")  # it needs no web role
+
+    user = get_user_model().objects.get(username__startswith="demo-windows-")
+    assert not user.is_active, "cleaned up"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT window_name, window_start, window_end, metric, sum(value) FROM analytics_window "
+                       "WHERE owner_id = %s GROUP BY 1, 2, 3, 4", [user.pk])
+        rows = {(name, start, metric): value for name, start, end, metric, value in cursor.fetchall()}
+    hour = min(start for name, start, metric in rows if name == "hourly")
+    assert hour.hour == 10
+    # The seven events: 10:10, 10:40, 10:59:59.999, 11:00, 10:30 (late, inside the grace), 11:15,
+    # 10:20 (beyond it: not in its hour).
+    assert facts["hour H (10:00–11:00) created"] == str(rows[("hourly", hour, "created")]) == "4"
+    assert facts["hour H+1 (11:00–12:00) created"] == str(rows[("hourly", hour + timedelta(hours=1), "created")]) == "2"
+    assert facts["the day created"] == str(rows[("daily", hour.replace(hour=0), "created")]) == "7"
+    late = list(LateEvent.objects.filter(owner_id=user.pk).values_list("window_name", "occurred_at"))
+    # 10:20 is late for its hour and its sliding window; 10:30 for its sliding window only (it
+    # ends at 10:30, more than the grace behind event time, 11:00).
+    assert sorted(late) == [("hourly", hour + timedelta(minutes=20)), ("sliding", hour + timedelta(minutes=20)),
+                            ("sliding", hour + timedelta(minutes=30))]
+    assert facts["late events recorded"] == "3"
+    assert re.search(r"event 7 late for the hourly window 10:00–11:00: by 45\.0 min", output)
+    # The sliding window of the 10:59:59.999 event holds the three events of the hour before it.
+    assert "sliding  60 min to 10:59:59          3 events in it" in output
