@@ -1,7 +1,11 @@
 """The terminal client (`manage.py syncclient`), a real process against the real web, relay,
 coordinator and sink: two terminal devices of one user edit offline, sync, converge; a conflict
 under the manual policy is shown and resolved from the terminal."""
+import io
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from apps.sync.models import SyncSettings
 from apps.todos.models import TodoState
@@ -10,16 +14,29 @@ from tests.realtime.test_sockets import token
 
 
 class Terminal:
-    """`manage.py syncclient --device NAME` with its replica in the test's tmp_path."""
+    """`manage.py syncclient --device NAME` with its replica in the test's tmp_path: run in this
+    process (call_command: a process of its own each time cost the suite a minute), or as a
+    process of its own with `process=True`, as a person runs it (exit codes included)."""
 
     def __init__(self, name: str, *, web: str, key: str, state_dir):
         self.name, self.web, self.key, self.state_dir = name, web, key, state_dir
 
-    def run(self, *args: str, expect: int = 0, server: str | None = None) -> str:
-        process = helpers.manage("syncclient", "--device", self.name, "--state-dir", str(self.state_dir),
-                                 "--server", server or self.web, "--token", self.key, *args)
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == expect, f"syncclient {args}: exit {process.returncode}\n{out}\n{err}"
+    def run(self, *args: str, expect: int = 0, server: str | None = None, process: bool = False) -> str:
+        argv = ["syncclient", "--device", self.name, "--state-dir", str(self.state_dir), "--server",
+                server or self.web, "--token", self.key, *args]
+        if process:
+            started = helpers.manage(*argv)
+            out, err = started.communicate(timeout=120)
+            code = started.returncode
+        else:
+            out, err, code = io.StringIO(), io.StringIO(), 0
+            try:
+                call_command(*argv, stdout=out, stderr=err)
+            except CommandError as exc:
+                err.write(f"{exc}\n")
+                code = exc.returncode
+            out, err = out.getvalue(), err.getvalue()
+        assert code == expect, f"syncclient {args}: exit {code}\n{out}\n{err}"
         return out + err
 
     def listed(self) -> dict[str, str]:
@@ -84,8 +101,10 @@ def test_a_conflict_is_shown_and_resolved_from_the_terminal(terminals):
 
 def test_bad_input_and_no_server_are_one_clear_line(terminals):
     _, (laptop, _) = terminals
-    assert "no todo whose id starts with" in laptop.run("complete", "ffffffff", expect=1)
+    # As a person runs it, a process of its own: one line on stderr, and the exit code.
+    assert "no todo whose id starts with" in laptop.run("complete", "ffffffff", expect=1, process=True)
     assert "a title has 1 to 200 characters" in laptop.run("add", "x" * 201, expect=1)
-    assert "cannot reach" in laptop.run("sync", server=f"http://127.0.0.1:{helpers.free_port()}", expect=2)
+    assert "cannot reach" in laptop.run("sync", server=f"http://127.0.0.1:{helpers.free_port()}", expect=2,
+                                        process=True)
     laptop.run("add", "kept offline")
     assert "1 pending changes" in laptop.run("status"), "a failed sync loses nothing"

@@ -5,6 +5,7 @@ terminal while it is not connected; against the real web, relay, coordinator and
 import pytest
 from playwright.sync_api import expect
 
+from tests.helpers import wait_until
 from tests.realtime.test_sockets import token
 from tests.sync.test_syncclient import Terminal
 from tests.web.conftest import sign_in
@@ -28,6 +29,13 @@ def listed(terminal) -> dict[str, bool]:
     return {rest[7:].rsplit(" (", 1)[0]: rest[4] == "x" for rest in terminal.listed().values()}
 
 
+def synced_until(terminal, expected: dict[str, bool]) -> None:
+    """Sync the terminal until it lists `expected`: what the page pushed is confirmed before the
+    sink has stored it for the other devices (eventual consistency), so one sync may come early."""
+    wait_until(lambda: terminal.run("sync") and listed(terminal) == expected, timeout=30,
+               what=f"the terminal to list {expected}")
+
+
 def test_the_page_and_the_terminal_converge_through_offline_edits(synced, alice, browser, tmp_path):
     terminal = Terminal("laptop", web=synced, key=alice, state_dir=tmp_path / "devices")
     terminal.run("sync")
@@ -37,8 +45,7 @@ def test_the_page_and_the_terminal_converge_through_offline_edits(synced, alice,
     page.get_by_role("button", name="Add todo").click()
     expect(page.locator("li.todo", has_text="Buy milk")).to_be_visible()
     expect(page.locator("#connection")).to_have_text("Live", timeout=15_000)  # pushed and confirmed
-    terminal.run("sync")
-    assert listed(terminal) == {"Buy milk": False}
+    synced_until(terminal, {"Buy milk": False})
 
     # The browser goes offline: its edits wait in IndexedDB, shown at once, counted.
     page.context.set_offline(True)
@@ -61,8 +68,7 @@ def test_the_page_and_the_terminal_converge_through_offline_edits(synced, alice,
     expect(page.locator("li.todo")).to_have_count(3, timeout=15_000)
     expect(page.locator("li.todo.done", has_text="Buy oat milk")).to_be_visible(timeout=15_000)
     assert titles(page) == expected
-    terminal.run("sync")
-    assert listed(terminal) == expected
+    synced_until(terminal, expected)
 
     # Reloaded, the page starts from its copy (IndexedDB kept it) and stays in step.
     page.reload()
