@@ -15,9 +15,12 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from apps.analytics.models import LateEvent
+from apps.notifications.models import Notification
 from apps.projections.models import TodoView
+from apps.reminders.models import Reminder
 from apps.web import demos
-from polystack.streaming.topics import TODO_EVENTS, resolve
+from polystack.ops.models import DeadLetter
+from polystack.streaming.topics import REMINDER_EVENTS, REMINDER_EVENTS_DLQ, TODO_EVENTS, resolve, retry_topic
 from tests import helpers
 
 
@@ -127,3 +130,40 @@ def test_windows_open_update_close_and_a_late_event_is_recorded(settings, roles,
     assert re.search(r"event 7 late for the hourly window 10:00–11:00: by 45\.0 min", output)
     # The sliding window of the 10:59:59.999 event holds the three events of the hour before it.
     assert "sliding  60 min to 10:59:59          3 events in it" in output
+
+
+def test_reminders_fires_walks_the_retry_topics_into_the_dlq_and_a_redrive_sends_it(settings, web, pipeline, roles):
+    port = helpers.free_port()
+    settings.EMAIL_PORT = port  # the demo finds the mail server by it
+    mail = roles("--name", "mail", "--backoff", "0.2", "--", sys.executable, "-m", "aiosmtpd", "-n", "-l",
+                 f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink", module="polystack.ops.supervise",
+                 start_new_session=True)
+    try:
+        roles("runconsumer", "reminders", "--group-id", helpers.unique("reminders"))
+        roles("runscheduler")
+        roles("runconsumer", "notifications", "--group-id", helpers.unique("notifications"),
+              env={"EMAIL_PORT": str(port), "STREAMING_RETRY_DELAY_SCALE": "0.05"})
+        roles("runconsumer", "dlq-index", "--group-id", helpers.unique("dlq"))
+        output, facts = run_demo(settings, "reminders", web)
+    finally:
+        os.killpg(mail.pid, signal.SIGKILL)
+
+    user = get_user_model().objects.get(username="demo-reminders")
+    [reminder] = Reminder.objects.filter(owner_id=user.pk)
+    assert reminder.state == Reminder.FIRED
+    assert facts["fired"].startswith(f"at {reminder.fired_at:%H:%M:%S.%f}"[:-3])
+    assert [facts[f"attempt {n}"].split(" [")[0] for n in (1, 2, 3)] == [
+        resolve(retry_topic(REMINDER_EVENTS, n)) for n in (1, 2, 3)]
+    assert "ConnectionRefusedError: [Errno 111] Connection refused" in facts["attempt 1"]
+    assert facts["dead letter"].startswith(resolve(REMINDER_EVENTS_DLQ))
+    assert facts["dead letter"].endswith("after 4 attempts: DeliveryFailedError")
+    [letter] = DeadLetter.objects.all()
+    assert facts["letter"].startswith(f"#{letter.id}, parked, from {resolve(REMINDER_EVENTS)}")
+    assert facts["letter now"] == letter.state == DeadLetter.REDRIVEN
+    email = Notification.objects.get(todo_id=reminder.todo_id, channel="email")
+    assert facts["email notification"] == email.status == "sent"
+    assert email.attempts == 5, "four failed, the redrive's went out"
+    assert facts["in-app notification"] == "sent"
+    assert facts["ReminderSent events"] == "email, in_app"
+    sent = [json.loads(m.value()) for m in helpers.consume_to_end(resolve(REMINDER_EVENTS))]
+    assert sorted(e["data"]["channel"] for e in sent if e["eventType"] == "ReminderSent") == ["email", "in_app"]

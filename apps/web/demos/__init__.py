@@ -15,6 +15,7 @@ DEMOS = {  # name -> module, in the order of the plan's phases
     "replay": "apps.web.demos.replay",
     "fanout": "apps.web.demos.fanout",
     "windows": "apps.web.demos.windows",
+    "reminders": "apps.web.demos.reminders",
 }
 
 

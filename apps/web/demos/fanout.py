@@ -43,7 +43,7 @@ def run(show: Show, options) -> None:
         if TODO_EVENTS in definition.topics:
             show.say(f"{definition.name:16} group {definition.group_id}")
     try:
-        role = processes.find(ROLE, options.groups.get(ROLE), timeout=options.timeout_s)
+        role = processes.find(processes.runconsumer(ROLE, options.groups.get(ROLE)), timeout=options.timeout_s)
     except processes.RoleNotFoundError as exc:
         raise DemoError(str(exc)) from None
     show.fact(f"{ROLE} role", role.how)

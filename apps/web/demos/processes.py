@@ -1,7 +1,8 @@
 """Find a running role of this system and stop it for a while, the way an operator would.
 
-A role of this system is a `manage.py runconsumer <name>` process with the same consumer group
-and the same KAFKA_TOPIC_PREFIX as ours (several systems may share a machine: the chaos suite's
+A role of this system is a process with the command line of that role (`manage.py runconsumer
+<name>` with the same consumer group, the SMTP server on EMAIL_HOST:EMAIL_PORT) and the same
+KAFKA_TOPIC_PREFIX as ours (several systems may share a machine: the chaos suite's
 roles use a prefix of their own). Under `make run` each role runs under polystack.ops.supervise,
 which would restart it within a second: to keep it down, the demo freezes the supervisor
 (SIGSTOP), stops the role (SIGTERM: it leaves its group and commits, as in a deploy), and on
@@ -11,6 +12,7 @@ alone is paused (SIGSTOP) and resumed (SIGCONT) instead.
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,18 +49,27 @@ def _option(argv: list[str], name: str) -> str | None:
     return None
 
 
-def _is_role(argv: list[str], consumer: str, group_id: str | None) -> bool:
-    if SUPERVISOR in argv:
-        return False  # the supervisor's command line holds the role's
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "runconsumer" and argv[i + 1] == consumer and i > 0 and argv[i - 1].endswith("manage.py"):
-            return _option(argv, "--group-id") == group_id
-    return False
+def runconsumer(consumer: str, group_id: str | None = None) -> tuple[str, Callable[[list[str]], bool]]:
+    """`manage.py runconsumer <consumer>` with that --group-id (none: the registered group)."""
+
+    def matches(argv: list[str]) -> bool:
+        for i, arg in enumerate(argv[:-1]):
+            if arg == "runconsumer" and argv[i + 1] == consumer and i > 0 and argv[i - 1].endswith("manage.py"):
+                return _option(argv, "--group-id") == group_id
+        return False
+
+    return f"runconsumer {consumer}" + (f" --group-id {group_id}" if group_id else ""), matches
+
+
+def mail_server() -> tuple[str, Callable[[list[str]], bool]]:
+    """The local SMTP server of `make run` (its `mail` role, aiosmtpd) on EMAIL_HOST:EMAIL_PORT."""
+    where = f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    return f"aiosmtpd on {where}", lambda argv: "aiosmtpd" in argv and _option(argv, "-l") == where
 
 
 @dataclass
 class Role:
-    consumer: str
+    name: str
     pid: int
     supervisor: int | None  # its polystack.ops.supervise process, if any
 
@@ -97,27 +108,28 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def find(consumer: str, group_id: str | None = None, *, timeout: float = 0.0) -> Role:
-    """The one process of `runconsumer <consumer>` in this system, waiting up to `timeout` for
-    it (a role just starting, or restarting); RoleNotFoundError if none or several."""
+def find(role: tuple[str, Callable[[list[str]], bool]], *, timeout: float = 0.0) -> Role:
+    """The one process of `role` (runconsumer(...), mail_server()) in this system, waiting up to
+    `timeout` for it (a role just starting, or restarting); RoleNotFoundError if none or several."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return _find(consumer, group_id)
+            return _find(*role)
         except RoleNotFoundError:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.2)  # the poll interval of a deadline wait
 
 
-def _find(consumer: str, group_id: str | None) -> Role:
+def _find(name: str, matches: Callable[[list[str]], bool]) -> Role:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         pid = int(entry.name)
         try:
-            if not _is_role(_argv(pid), consumer, group_id):
+            argv = _argv(pid)
+            if SUPERVISOR in argv or not matches(argv):  # a supervisor's command line holds its role's
                 continue
             if _environ(pid).get("KAFKA_TOPIC_PREFIX", "") != settings.KAFKA_TOPIC_PREFIX:
                 continue
@@ -125,12 +137,11 @@ def _find(consumer: str, group_id: str | None) -> Role:
             supervised = any(arg == SUPERVISOR for arg in _argv(parent))
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile, or not ours to read
-        found.append(Role(consumer=consumer, pid=pid, supervisor=parent if supervised else None))
-    group = f" --group-id {group_id}" if group_id else ""
+        found.append(Role(name=name, pid=pid, supervisor=parent if supervised else None))
     if not found:
-        raise RoleNotFoundError(f"no `runconsumer {consumer}{group}` of this system is running: start it (make run)")
+        raise RoleNotFoundError(f"no `{name}` of this system is running: start it (make run)")
     if len(found) > 1:
-        raise RoleNotFoundError(f"{len(found)} processes run `runconsumer {consumer}{group}` "
+        raise RoleNotFoundError(f"{len(found)} processes run `{name}` "
                                 f"(pids {', '.join(str(r.pid) for r in found)}): the demo stops one role, not a fleet")
     return found[0]
 
@@ -150,5 +161,5 @@ def wait_restarted(role: Role, timeout: float) -> int:
         if fresh:
             return fresh[0]
         time.sleep(0.05)  # the poll interval of the process table
-    raise RoleNotFoundError(f"the supervisor (pid {role.supervisor}) did not start {role.consumer} again "
+    raise RoleNotFoundError(f"the supervisor (pid {role.supervisor}) did not start {role.name} again "
                             f"within {timeout:.0f} s")
