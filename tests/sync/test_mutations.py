@@ -218,7 +218,9 @@ def test_a_refused_mutation_counts_and_undoes_its_own_writes(owner, user_factory
     mine = todo_of(owner)
     results = [
         phones.push("A", "update", stranger_todo, base=1, at=NOW, title="not mine"),
-        phones.push("A", "update", mine, base=1, at=NOW + 10 * 60_000, title="from the future"),
+        # Ten minutes ahead of the clock now, not of NOW: the module may have been imported
+        # minutes before this test runs (a late test of a long suite met a NOW 10 minutes old).
+        phones.push("A", "update", mine, base=1, at=int(time.time() * 1000) + 10 * 60_000, title="from the future"),
         phones.push("A", "update", mine, base=1, at=NOW, title="fine", assignedTo=str(user_factory().pk)),
         phones.push("A", "create", mine, base=0, at=NOW, title="a taken id"),
     ]

@@ -18,10 +18,12 @@ from apps.analytics.models import LateEvent
 from apps.notifications.models import Notification
 from apps.projections.models import TodoView
 from apps.reminders.models import Reminder
+from apps.sync.models import Device, SyncSettings
 from apps.web import demos
 from polystack.ops.models import DeadLetter
 from polystack.streaming.topics import REMINDER_EVENTS, REMINDER_EVENTS_DLQ, TODO_EVENTS, resolve, retry_topic
 from tests import helpers
+from tests.sync.conftest import records
 
 
 def run_demo(settings, name: str, web: str, *args: str) -> tuple[str, dict[str, str]]:
@@ -167,3 +169,54 @@ def test_reminders_fires_walks_the_retry_topics_into_the_dlq_and_a_redrive_sends
     assert facts["ReminderSent events"] == "email, in_app"
     sent = [json.loads(m.value()) for m in helpers.consume_to_end(resolve(REMINDER_EVENTS))]
     assert sorted(e["data"]["channel"] for e in sent if e["eventType"] == "ReminderSent") == ["email", "in_app"]
+
+
+def test_sync_two_devices_converge_under_each_policy(settings, synced):
+    output, facts = run_demo(settings, "sync", synced)
+
+    assert "'Plan the trip', priority medium" in facts["the phone after its first sync (a snapshot)"]
+    assert facts["the phone shows"].endswith("description 'Pack light', 1 change waiting")
+    assert "description ''" in facts["the server has"], "the phone's change waits in its queue"
+    assert facts["both fields kept, on the server"] == "'Plan the trip', priority high, description 'Pack light'"
+    expected = {"lww": ("title", "Trip to Oslo"), "merge": ("priority", "urgent"),
+                "manual": ("title", "Trip to Porto and Lisbon")}
+    for policy, (field, value) in expected.items():
+        for where in ("server", "laptop", "phone"):
+            assert facts[f"{field} on the {where} ({policy})"] == value, (policy, where)
+        assert facts[f"open conflicts ({policy})"] == "0"
+    assert facts["open conflict"] == "title: 'Trip to Porto' (the phone) vs 'Trip to Lisbon' (kept)"
+    assert facts["conflicts the laptop holds"] == "1"
+    assert "its priority lost to a concurrent change (kept 'urgent')" in output
+    # What the server kept is what the events say, and the demo's clean-up ran.
+    user = get_user_model().objects.get(username="demo-sync")
+    assert not Device.objects.filter(user=user).exists()
+    assert SyncSettings.objects.filter(user=user).values_list("conflict_policy", flat=True).first() in (None, "lww")
+
+
+def test_exactly_once_kill_mid_transaction_counts_and_a_fenced_zombie(settings, roles, sync, tmp_path):
+    roles("runrelay")
+    # The coordinator under a supervisor, as `make run` has it, in a session of its own.
+    supervisor = roles("--name", "sync", "--backoff", "0.2", "--", sys.executable, "manage.py", "runconsumer",
+                       "sync", "--group-id", sync.group, "--instance", "0", "--state-dir", str(tmp_path / "state"),
+                       module="polystack.ops.supervise", start_new_session=True)
+    try:
+        output, facts = run_demo(settings, "exactly-once", "http://127.0.0.1:9", "--group", f"sync={sync.group}")
+    finally:
+        os.killpg(supervisor.pid, signal.SIGKILL)
+
+    made = int(facts["todos made"])
+    assert int(facts["records written in the open transaction when killed"]) > 0
+    written = [r for r in records(committed=False) if r["event"]["eventType"] == "TodoCreated"]
+    shown = [r for r in records(committed=True) if r["event"]["eventType"] == "TodoCreated"]
+    # The fencing step made one more todo after the count.
+    assert int(facts["records a read_committed reader reads"]) == made == len(shown) - 1
+    assert facts["(event, recipient) pairs a read_committed reader reads more than once"] == "0"
+    assert len({r["event"]["eventId"] for r in shown}) == len(shown), "each once"
+    assert int(facts["records a read_uncommitted reader reads"]) > made, "the killed transaction's, aborted, too"
+    assert int(facts["(event, recipient) pairs it reads more than once"]) > 0
+    assert len(written) > len(shown)
+    zombie, successor = re.fullmatch(r"pid (\d+), gone; pid (\d+) took its slot", facts["the fenced coordinator"]).groups()
+    assert zombie != successor
+    assert facts["our producer"].startswith("fenced (") and "fenced" in facts["our producer"][8:]
+    [log] = tmp_path.glob("role-*--name-sync.log")
+    assert "fatally" in log.read_text(), "the coordinator said why it stopped: fenced"

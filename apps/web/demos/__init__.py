@@ -16,6 +16,8 @@ DEMOS = {  # name -> module, in the order of the plan's phases
     "fanout": "apps.web.demos.fanout",
     "windows": "apps.web.demos.windows",
     "reminders": "apps.web.demos.reminders",
+    "exactly-once": "apps.web.demos.exactly_once",
+    "sync": "apps.web.demos.sync",
 }
 
 

@@ -58,6 +58,7 @@ class Show:
         self.line(f"   Watch: {text}")
 
     def fact(self, label: str, value) -> None:
+        assert ": " not in label, f"a fact's label ends at the first ': ' ({label!r})"
         self.line(f"   • {label}: {value}")
 
 

@@ -72,6 +72,12 @@ class Role:
     name: str
     pid: int
     supervisor: int | None  # its polystack.ops.supervise process, if any
+    argv: list[str]
+    environ: dict[str, str]
+
+    def option(self, name: str, env: str, default: str) -> str:
+        """A command-line option of the role, else the environment variable it defaults to."""
+        return _option(self.argv, name) or self.environ.get(env) or default
 
     @property
     def how(self) -> str:
@@ -131,13 +137,15 @@ def _find(name: str, matches: Callable[[list[str]], bool]) -> Role:
             argv = _argv(pid)
             if SUPERVISOR in argv or not matches(argv):  # a supervisor's command line holds its role's
                 continue
-            if _environ(pid).get("KAFKA_TOPIC_PREFIX", "") != settings.KAFKA_TOPIC_PREFIX:
+            environ = _environ(pid)
+            if environ.get("KAFKA_TOPIC_PREFIX", "") != settings.KAFKA_TOPIC_PREFIX:
                 continue
             parent = _stat(pid)[1]
             supervised = any(arg == SUPERVISOR for arg in _argv(parent))
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile, or not ours to read
-        found.append(Role(name=name, pid=pid, supervisor=parent if supervised else None))
+        found.append(Role(name=name, pid=pid, supervisor=parent if supervised else None, argv=argv,
+                          environ=environ))
     if not found:
         raise RoleNotFoundError(f"no `{name}` of this system is running: start it (make run)")
     if len(found) > 1:
@@ -146,18 +154,19 @@ def _find(name: str, matches: Callable[[list[str]], bool]) -> Role:
     return found[0]
 
 
-def wait_restarted(role: Role, timeout: float) -> int:
-    """The pid of the role's new process once its supervisor started it (the same pid when it
-    was only paused)."""
+def wait_restarted(role: Role, timeout: float, *, other_than: int | None = None) -> int:
+    """The pid of the role's new process once its supervisor started it, other than `other_than`
+    (default: the role's pid when found; the same pid when it was only paused)."""
     if role.supervisor is None:
         return role.pid
+    old = other_than or role.pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             children = Path(f"/proc/{role.supervisor}/task/{role.supervisor}/children").read_text().split()
         except OSError:
             raise RoleNotFoundError(f"the supervisor (pid {role.supervisor}) is gone") from None
-        fresh = [int(pid) for pid in children if int(pid) != role.pid and _alive(int(pid))]
+        fresh = [int(pid) for pid in children if int(pid) != old and _alive(int(pid))]
         if fresh:
             return fresh[0]
         time.sleep(0.05)  # the poll interval of the process table
