@@ -59,13 +59,14 @@ def system(roles, proxies, tmp_path):
         return roles(*args, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
 
     processes = {
-        "web": start("web", "runserver", "--noreload", f"127.0.0.1:{port}"),
+        "web": start("web", "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"),
         "relay": start("relay", "runrelay"),
         "projections": start("projections", "runconsumer", "projections", "--group-id", unique("projection")),
         "realtime": start("realtime", "runconsumer", "realtime", "--group-id", unique("realtime")),
     }
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: call(base, "GET", "/healthz")[0] == 200, what="the web role")
+    # A generous bound: a Django start took 30 s while the suite's heaviest tests ran beside it.
+    wait_until(lambda: call(base, "GET", "/healthz")[0] == 200, timeout=90, what="the web role")
     yield SimpleNamespace(base=base, processes=processes, logs=tmp_path)
     for process in processes.values():  # while the proxies still carry their goodbyes
         stop(process)

@@ -54,7 +54,9 @@ def test_each_role_serves_metrics_of_what_it_did(roles, user_factory, tmp_path, 
 
     alice = user_factory()
     for n in range(3):
-        assert api_client(alice).post("/api/todos/", {"title": f"counted {n}"}, format="json").status_code == 201
+        # 202 when the roles, still starting on a busy machine, projected it after the bound
+        answer = api_client(alice).post("/api/todos/", {"title": f"counted {n}"}, format="json")
+        assert answer.status_code in (201, 202), answer.content
     becomes(ports["relay"], "polystack_relay_published_events_total", 3)
     becomes(ports["projections"], "polystack_consumer_messages_total", 3, consumer="projections", outcome="handled")
     assert value(ports["projections"], "polystack_consumer_batch_size_count", consumer="projections") >= 1

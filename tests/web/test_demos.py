@@ -98,7 +98,7 @@ def test_fanout_stops_notifications_while_the_others_serve_and_notifies_once(set
     assert facts["notifications role is back"] != f"pid {old}", "a new process"
     assert facts[f"lag of {group} after the restart"] == "0"
     assert facts["Email notifications sent"] == "3" and facts["In-app notifications sent"] == "3"
-    assert facts["sent more than once"] == "0"
+    assert facts["rows tried more than once (a retry or a resend)"] == "0"
     to_teammate = [m for rcpts, m in smtp.messages if rcpts == ["demo-fanout-teammate@polystack.localhost"]]
     assert len(to_teammate) == 3, "three emails, none twice"
 

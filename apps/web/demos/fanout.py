@@ -110,7 +110,7 @@ def run(show: Show, options) -> None:
         rows = _notifications(teammate, made)
         for channel, label in CHANNELS:
             show.fact(f"{label} notifications sent", rows.filter(channel=channel).count())
-        show.fact("sent more than once", rows.filter(attempts__gt=1).count())
+        show.fact("rows tried more than once (a retry or a resend)", rows.filter(attempts__gt=1).count())
     finally:
         socket.close()
         show.step("Clean up: delete the demo's todos.")

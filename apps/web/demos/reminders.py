@@ -60,6 +60,7 @@ def run(show: Show, options) -> None:
 
             show.step("The notifications role sends the in-app reminder; the email fails, and the event goes "
                       "to the retry topics, each later than the last, then to the DLQ.")
+
             def walked(record: dict) -> None:
                 headers = record["headers"]
                 if record["topic"] == topics[-1]:
