@@ -145,11 +145,19 @@ def roles(transactional_db, event_topics, settings, tmp_path, request):
 
 
 @pytest.fixture
-def pipeline(roles):
+def pipeline(roles, tmp_path):
     """The command path the API's answers wait for: the relay and the projection, on this
-    test's topics and a group of its own."""
+    test's topics and a group of its own; up, so that a command answers 201 (read your writes)
+    however long the processes took to start on a loaded machine."""
     roles("runrelay")
     roles("runconsumer", "projections", "--group-id", helpers.unique("projection"))
+
+    def said(pattern: str, text: str) -> bool:
+        return any(text in path.read_text() for path in tmp_path.glob(pattern))
+
+    helpers.wait_until(lambda: said("role-*-runrelay.log", "relay active")
+                       and said("role-*-runconsumer-projections.log", " assigned "),
+                       timeout=90, what="the relay active and the projection assigned its partitions")
 
 
 @pytest.fixture

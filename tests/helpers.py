@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from django.conf import settings
 
@@ -182,6 +182,10 @@ def caught_up(group: str, topic: str) -> bool:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: kafka.high_watermark(consumer, topic, p) for p in partitions}
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._TIMED_OUT:
+            raise
+        return False  # the broker slow to answer on a loaded machine: not known yet, ask again
     finally:
         consumer.close()
     return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in committed)

@@ -89,6 +89,14 @@ def dead_letter_headers(*, headers: list | None, topic: str, partition: int, off
     ]
 
 
+def is_fatal(error: KafkaError) -> bool:
+    """Whether the client is done for: a fatal error, or the consumer's `_FATAL`, whose
+    `fatal()` is false (confluent-kafka-python #869). A static member fenced by another with its
+    group.instance.id gets that `_FATAL` from poll, after a broker restart too, and never
+    consumes again: only a new process gets the partitions back."""
+    return error.fatal() or error.code() == KafkaError._FATAL
+
+
 # What a partition answers while its leader is not settled (a topic created a moment ago), and
 # what the client says while its own metadata does not have the topic yet.
 LEADER_UNKNOWN = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,

@@ -247,7 +247,7 @@ class Runner:
         )
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
+        if kafka.is_fatal(error):
             logger.error("fatal Kafka error: %s %s", error.str(), self._log_extra)
             self.stop()
             return
@@ -528,8 +528,8 @@ class Runner:
             self._limiter.valid(len(batch) - previous - 1)
 
     def _consume_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaException(error)
+        if kafka.is_fatal(error):  # this consumer will never read again: a new process will
+            raise ConsumerStoppedError(f"fatal Kafka error: {error.str()}")
         if error.code() != KafkaError._PARTITION_EOF:
             logger.warning("consume error: %s %s", error.str(), self._log_extra)
 
