@@ -3,6 +3,7 @@ read committed see each record once, readers that read uncommitted see the abort
 then a second producer with the coordinator's transactional.id fences it, as a restarted slot
 fences a zombie."""
 import json
+import logging
 import os
 import signal
 import threading
@@ -26,6 +27,9 @@ WATCH = ("the records the coordinator wrote for the demo's todos as read_uncommi
 USER = "demo-exactly-once"
 ROLE = "sync"
 RATE = 80  # todos a second while the coordinator is caught
+_QUIET = logging.getLogger("apps.web.demos.exactly_once.librdkafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 
 def run(show: Show, options) -> None:
@@ -84,7 +88,9 @@ def run(show: Show, options) -> None:
                   "holds the old one.")
         zombie_pid = processes.find(processes.runconsumer(ROLE, options.groups.get(ROLE)),
                                     timeout=options.timeout_s).pid
-        usurper = Producer(kafka.producer_config(**{"transactional.id": transactional_id}))
+        # Its fencing is what we show, in our words: librdkafka's own lines about it stay quiet.
+        usurper = Producer(kafka.producer_config(**{"transactional.id": transactional_id, "logger": _QUIET,
+                                                    "error_cb": lambda error: None}))
         usurper.init_transactions(30)
         show.say("The next batch it tries to commit is refused: fenced. It stops, and its supervisor starts it "
                  "again, which fences our producer in turn.")
