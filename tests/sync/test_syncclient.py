@@ -52,6 +52,13 @@ def terminals(synced, user_factory, tmp_path):
     return alice, [Terminal(name, web=synced, key=key, state_dir=tmp_path / "devices") for name in ("laptop", "desktop")]
 
 
+def converged(devices, expected: dict[str, str]) -> None:
+    """Sync the devices until each lists `expected`: what one pushed reaches the others through
+    the coordinator and the sink a moment after its push was confirmed (eventual consistency)."""
+    helpers.wait_until(lambda: all(d.run("sync") and d.listed() == expected for d in devices), timeout=30,
+                       what=f"the devices to list {expected}")
+
+
 def written(user) -> dict[str, str]:
     return {str(s.id)[:8]: s.title for s in TodoState.objects.filter(owner=user, deleted=False)}
 
@@ -66,16 +73,15 @@ def test_two_terminals_edit_offline_and_converge(terminals):
     assert "synced: 2 changes pushed" in laptop.run("sync")
     assert written(alice) == {prefix: line.split("] ", 1)[1].rsplit(" (", 1)[0]
                               for prefix, line in laptop.listed().items()}
-    desktop.run("sync")
-    assert desktop.listed() == laptop.listed()
+    converged([desktop], laptop.listed())
 
     milk = next(prefix for prefix, line in laptop.listed().items() if "milk" in line)
     mum = next(prefix for prefix, line in laptop.listed().items() if "mum" in line)
     desktop.run("edit", milk, "--title", "Buy oat milk")  # both offline
     laptop.run("complete", milk)
     laptop.run("delete", mum)
-    desktop.run("sync"), laptop.run("sync"), desktop.run("sync")
-    assert laptop.listed() == desktop.listed() == {milk: "   [x] Buy oat milk (high)"}
+    desktop.run("sync"), laptop.run("sync")
+    converged([desktop, laptop], {milk: "   [x] Buy oat milk (high)"})
     assert written(alice) == {milk: "Buy oat milk"}
 
 
@@ -83,7 +89,8 @@ def test_a_conflict_is_shown_and_resolved_from_the_terminal(terminals):
     alice, (laptop, desktop) = terminals
     SyncSettings.objects.create(user=alice, conflict_policy="manual")
     laptop.run("add", "Plan the trip")
-    laptop.run("sync"), desktop.run("sync")
+    laptop.run("sync")
+    converged([desktop], laptop.listed())
     [trip] = laptop.listed()
     laptop.run("edit", trip, "--title", "Trip to Rome")
     desktop.run("edit", trip, "--title", "Trip to Oslo")
@@ -94,8 +101,7 @@ def test_a_conflict_is_shown_and_resolved_from_the_terminal(terminals):
     assert "1 open conflicts" in status and "'Trip to Oslo' (this change) vs 'Trip to Rome' (kept)" in status
     conflict = status.split("conflict ", 2)[-1][:8]
     assert "resolved" in desktop.run("resolve", conflict, "Trip to Porto")
-    desktop.run("sync"), laptop.run("sync")
-    assert laptop.listed() == desktop.listed() == {trip: "   [ ] Trip to Porto (medium)"}
+    converged([desktop, laptop], {trip: "   [ ] Trip to Porto (medium)"})
     assert "0 open conflicts" in laptop.run("status")
 
 

@@ -164,9 +164,18 @@ def _ends(topic: str, *, committed: bool) -> dict[int, int]:
     admin = kafka.admin_client()
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
-                                 isolation_level=level, request_timeout=10)
-    return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    def ask() -> dict[int, int] | None:
+        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
+                                     isolation_level=level, request_timeout=10)
+        try:
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+        except KafkaException as exc:  # a leader not settled yet (a topic just made, a broker back)
+            if exc.args[0].code() not in kafka.LEADER_UNKNOWN:
+                raise
+            return None
+
+    return wait_for(ask, timeout=30, what=f"the ends of {topic}")
 
 
 def _open(topic: str) -> int:
