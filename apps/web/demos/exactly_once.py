@@ -221,8 +221,11 @@ def _records(topic: str, starts: dict[int, int], user_id: int, *, committed: boo
                 if message.error() or message.offset() >= ends[message.partition()]:
                     continue
                 if message.key() == str(user_id).encode():
-                    record = json.loads(message.value())
-                    seen[(record["event"]["eventId"], record["recipient"])] += 1
+                    try:
+                        record = json.loads(message.value())
+                        seen[(str(record["event"]["eventId"]), str(record["recipient"]))] += 1
+                    except (TypeError, ValueError, KeyError):
+                        continue  # anyone may write to the topic: not a record of the coordinator's
             remaining -= {tp.partition for tp in consumer.position([TopicPartition(topic, p) for p in remaining])
                           if tp.offset >= ends[tp.partition]}
     finally:
