@@ -61,7 +61,7 @@ def test_an_assignment_reaches_the_other_users_open_page_feed_and_mailbox(system
 
     # Bob completes it from his page; alice's page follows without a reload.
     mine.get_by_label("Review the relay", exact=True).check()
-    expect(a.locator("li.todo.done", has_text="Review the relay")).to_be_visible(timeout=5_000)
+    expect(a.locator("li.todo.done", has_text="Review the relay")).to_be_visible(timeout=15_000)
     expect(a.locator("#unread")).to_have_text("1", timeout=15_000)  # "bob completed your todo"
     b.locator("#feed-list").get_by_role("button", name=re.compile(r"^Mark .* read$")).click()
     expect(b.locator("#unread")).to_have_text("0")
