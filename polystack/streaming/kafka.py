@@ -5,8 +5,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ClusterMetadata
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Message, Producer,
+                             TopicPartition)
+from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec
 from django.conf import settings
 
 # librdkafka logs every failed connection attempt; a check reports one clear error instead.
@@ -131,6 +132,26 @@ def end_offset(topic: str, partition: int, timeout: float = 10.0) -> int:
         return high_watermark(consumer, topic, partition, timeout)
     finally:
         consumer.close()
+
+
+def topic_ends(topic: str, *, committed: bool, timeout: float = 30.0) -> dict[int, int]:
+    """Each partition of `topic` and its end: its high watermark, or (committed) its last
+    stable offset, before which no transaction is open; what a read_uncommitted and a
+    read_committed consumer can read up to. Asked again while leaders settle (a topic created
+    a moment ago, a broker back), until `timeout`."""
+    admin = admin_client()
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+    deadline = time.monotonic() + timeout
+    while True:
+        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
+                                     isolation_level=level, request_timeout=10)
+        try:
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+        except KafkaException as exc:
+            if exc.args[0].code() not in LEADER_UNKNOWN or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # the cluster's metadata catching up: nothing to wait on but time
 
 
 def read_to_end(topic: str, *, group_id: str, timeout: float | None = None,

@@ -6,8 +6,7 @@ import time
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka import Consumer, TopicPartition
 
 from polystack.streaming import kafka, topics
 from polystack.streaming.topics import resolve
@@ -15,29 +14,9 @@ from tests import helpers
 from tests.conftest import failed
 
 
-def ends(topic: str, *, committed: bool) -> dict[int, int]:
-    """Each partition's end: its high watermark, or (committed) its last stable offset, before
-    which no transaction is open."""
-    admin = kafka.admin_client()
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-
-    def ask() -> dict[int, int] | None:
-        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
-                                     isolation_level=level, request_timeout=10)
-        try:
-            return {tp.partition: future.result().offset for tp, future in futures.items()}
-        except KafkaException as exc:  # a new topic's leaders may not have settled yet
-            if exc.args[0].code() not in kafka.LEADER_UNKNOWN:
-                raise
-            return None
-
-    return helpers.wait_until(ask, timeout=15, what=f"the ends of {topic}")
-
-
 def read(topic: str, *, committed: bool, timeout: float = 60.0) -> list:
     """Every record of `topic` up to its end now, as a consumer of that isolation level reads it."""
-    stop_at = ends(topic, committed=committed)
+    stop_at = kafka.topic_ends(topic, committed=committed)
     consumer = Consumer(kafka.base_config(**{
         "group.id": helpers.unique("reader"), "enable.auto.commit": False,
         "isolation.level": "read_committed" if committed else "read_uncommitted"}))

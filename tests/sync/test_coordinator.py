@@ -17,7 +17,7 @@ from polystack.streaming import kafka, topics
 from polystack.streaming.topics import resolve
 from tests import helpers
 from tests.projections.synthetic import publish
-from tests.sync.conftest import ends, records
+from tests.sync.conftest import records
 from tests.sync.synthetic import Todos, recipients
 
 USERS = list(range(7001, 7013))
@@ -45,7 +45,7 @@ def flowing(envelopes: list[dict], *, per_second: float) -> threading.Thread:
 def open_transaction() -> bool:
     """Records written to device-sync-events whose transaction has not ended yet."""
     topic = resolve(topics.DEVICE_SYNC_EVENTS)
-    stable, high = ends(topic, committed=True), ends(topic, committed=False)
+    stable, high = kafka.topic_ends(topic, committed=True), kafka.topic_ends(topic, committed=False)
     return any(stable[p] < high[p] for p in high)
 
 

@@ -11,8 +11,7 @@ import time
 import uuid
 from collections import Counter
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from apps.todos import services
 from apps.web.demos import processes
@@ -44,7 +43,7 @@ def run(show: Show, options) -> None:
                         "again (make run runs every role under polystack.ops.supervise)")
     transactional_id = f"{group}.{role.option('--instance', 'POLYSTACK_INSTANCE', '0')}"
     output = resolve(DEVICE_SYNC_EVENTS)
-    starts = _ends(output, committed=False)
+    starts = kafka.topic_ends(output, committed=False)
     flow = _Flow(user)
     try:
         show.step(f"The coordinator ({role.how}) turns each todo event into a record for each person who may "
@@ -159,28 +158,9 @@ def _fenced(producer: Producer, probe: Consumer) -> str | None:
     return None
 
 
-def _ends(topic: str, *, committed: bool) -> dict[int, int]:
-    """Each partition's end: its high watermark, or (committed) its last stable offset."""
-    admin = kafka.admin_client()
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-
-    def ask() -> dict[int, int] | None:
-        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
-                                     isolation_level=level, request_timeout=10)
-        try:
-            return {tp.partition: future.result().offset for tp, future in futures.items()}
-        except KafkaException as exc:  # a leader not settled yet (a topic just made, a broker back)
-            if exc.args[0].code() not in kafka.LEADER_UNKNOWN:
-                raise
-            return None
-
-    return wait_for(ask, timeout=30, what=f"the ends of {topic}")
-
-
 def _open(topic: str) -> int:
     """Records written to the topic in transactions not ended yet."""
-    stable, high = _ends(topic, committed=True), _ends(topic, committed=False)
+    stable, high = kafka.topic_ends(topic, committed=True), kafka.topic_ends(topic, committed=False)
     return sum(high[p] - stable[p] for p in high)
 
 
@@ -205,7 +185,7 @@ def _caught_mid_transaction(pid: int, topic: str) -> int:
 def _records(topic: str, starts: dict[int, int], user_id: int, *, committed: bool) -> Counter:
     """(eventId, recipient) -> how often a reader of that isolation level reads it for the user,
     from `starts` to the topic's end now."""
-    ends = _ends(topic, committed=committed)
+    ends = kafka.topic_ends(topic, committed=committed)
     consumer = Consumer(kafka.quiet_config(**{
         "group.id": f"demo-exactly-once-{uuid.uuid4().hex}", "enable.auto.commit": False,
         "isolation.level": "read_committed" if committed else "read_uncommitted"}))
