@@ -184,9 +184,7 @@ class WebRole:
 
     def start(self) -> None:
         with open(self.log_path, "a") as log:
-            # --skip-checks: the system checks are the suite's own test (tests/test_deploy.py), and
-            # cost every one of the many web roles a second of CPU.
-            self.process = self.roles("runserver", "--noreload", "--skip-checks", f"127.0.0.1:{self.port}",
+            self.process = self.roles(*helpers.web_role_args(self.port), module="daphne",
                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)
         # A generous bound: a Django start took 30 s while the suite's heaviest tests ran beside it.
         helpers.wait_until(self.up, timeout=90, what=f"the web role on {self.base} (log: {self.log_path})")

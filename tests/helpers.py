@@ -107,6 +107,14 @@ def manage(*args: str, env: dict | None = None, module: str | None = None, **kwa
     return subprocess.Popen([sys.executable, *command, *args], cwd=ROOT, env=full_env, text=True, **streams)
 
 
+def web_role_args(port: int) -> list[str]:
+    """`python -m daphne` arguments for the web role on 127.0.0.1:port, as `make run` starts it
+    (polystack/ops/roles.py WEB)."""
+    from polystack.ops.roles import WEB
+
+    return WEB.format(host="127.0.0.1", port=port).split()[1:]
+
+
 def stop(process: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str, str]:
     """SIGTERM a process started by manage() and collect its output."""
     if process.poll() is None:

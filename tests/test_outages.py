@@ -18,7 +18,7 @@ from django.db import connection
 from apps.todos.models import OutboxEvent
 from polystack.streaming.topics import TODO_EVENTS, resolve
 from tests.faults import CuttableProxy, hold
-from tests.helpers import api_client, consume_to_end, free_port, stop, unique, wait_until
+from tests.helpers import api_client, consume_to_end, free_port, stop, unique, wait_until, web_role_args
 from tests.realtime.test_sockets import closed_with, token
 from tests.realtime.wsclient import Socket
 from tests.todos.test_relay import published as relay_published
@@ -54,12 +54,12 @@ def system(roles, proxies, tmp_path):
     port = free_port()
     logs = {}
 
-    def start(name, *args):
+    def start(name, *args, **kwargs):
         logs[name] = open(tmp_path / f"{name}.log", "w")
-        return roles(*args, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        return roles(*args, env=env, stdout=logs[name], stderr=subprocess.STDOUT, **kwargs)
 
     processes = {
-        "web": start("web", "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"),
+        "web": start("web", *web_role_args(port), module="daphne"),
         "relay": start("relay", "runrelay"),
         "projections": start("projections", "runconsumer", "projections", "--group-id", unique("projection")),
         "realtime": start("realtime", "runconsumer", "realtime", "--group-id", unique("realtime")),

@@ -11,8 +11,10 @@ DEBUG = False
 SECRET_KEY = env.get("DJANGO_SECRET_KEY", "")
 ALLOWED_HOSTS = env.get_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
+# No "daphne" app: it is there to make `runserver` serve ASGI, and every role (the web one is
+# `daphne ... apps.web.asgi:application`, see polystack/ops/roles.py) would import Twisted for it
+# at start, half a second of CPU each.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
