@@ -8,12 +8,15 @@ cache (Redis) so that every web process counts together. Over a rate: 429 with R
   address and, separately, per username tried, so neither one address trying many names nor
   many addresses trying one name gets far.
 
+Our rates (all but DRF's, which keeps a log of times) count in a sliding window (see _hit).
+
 The address is REMOTE_ADDR: behind a proxy, make it the client's (e.g. a proxy that rewrites
 it); X-Forwarded-For is not trusted here, a client could write anything in it. Should the cache be
 unreachable, requests are let through (and logged): throttling must not take the site down.
 """
 import json
 import logging
+import math
 import time
 
 from django.conf import settings
@@ -56,34 +59,53 @@ class AnonThrottle(_RatesFromSettings, AnonRateThrottle):
     pass
 
 
-def hit(key: str, rate: str, cost: int = 1) -> int | None:
-    """Count `cost` events of `key` against `rate` ("30/min"); the seconds to wait when over it.
-    Lets it through (None) when the cache is unreachable."""
+def hit(key: str, rate: str, cost: int = 1, *, now: float | None = None) -> int | None:
+    """Count `cost` events of `key` against `rate` ("30/min") at `now` (the clock's time unless
+    given); the seconds to wait when over it. Lets it through (None) when the cache is
+    unreachable."""
     try:
-        return _hit(key, *parse_rate(rate), cost)
+        return _hit(key, *parse_rate(rate), cost, now=now)
     except RedisError as exc:
         logger.warning("throttle skipped: the cache is unreachable (%s)", exc)
         return None
 
 
 def forget(key: str, rate: str) -> None:
-    """Drop what `key` counted in the current window of `rate` (an operator lifting a block)."""
-    cache.delete(_window(key, parse_rate(rate)[1], time.time()))
+    """Drop what `key` counted against `rate` (an operator lifting a block)."""
+    period, now = parse_rate(rate)[1], time.time()
+    cache.delete_many([_window(key, period, now), _window(key, period, now - period)])
 
 
 def _window(key: str, period: int, now: float) -> str:
     return f"{key}:{int(now // period)}"
 
 
-def _hit(key: str, limit: int, period: int, cost: int = 1) -> int | None:
-    """Count `cost` attempts in the current window of `period` seconds; the seconds to wait
-    when the window then holds more than `limit`, else None."""
-    now = time.time()
-    window = _window(key, period, now)
-    cache.add(window, 0, timeout=period)
-    if cache.incr(window, cost) > limit:
-        return int(period - now % period) + 1
-    return None
+def _hit(key: str, limit: int, period: int, cost: int = 1, *, now: float | None = None) -> int | None:
+    """Count `cost` attempts now; the seconds to wait when the attempts of the last `period`
+    seconds are then more than `limit`, else None. Refused attempts count too: a client that
+    keeps trying stays refused.
+
+    The last `period` seconds are a sliding window, estimated from two fixed ones: this window's
+    count, plus the previous window's weighted by the share of it still within the last `period`
+    seconds. Fixed windows alone would let twice the limit through across an edge (the limit
+    at the end of one, the limit again at the start of the next)."""
+    now = time.time() if now is None else now
+    current = _window(key, period, now)
+    cache.add(current, 0, timeout=2 * period)  # the next window weighs it too
+    count = cache.incr(current, cost)
+    previous = cache.get(_window(key, period, now - period), 0)
+    into = (now % period) / period  # how far into this window, as a share of it
+    if count + previous * (1 - into) <= limit:
+        return None
+    return math.ceil(_wait(count, previous, into, limit - 1) * period) or 1
+
+
+def _wait(count: int, previous: int, into: float, room: int) -> float:
+    """How long, in periods, until the estimate leaves `room` attempts (one more is let in),
+    with no attempt meanwhile."""
+    if count > room:  # this window alone is too full: into the next one, until its weight fades
+        return (1 - into) + (1 - room / count)
+    return max(1 - (room - count) / previous - into, 0)  # until the previous window's weight fades
 
 
 def _username(request) -> str:
