@@ -15,6 +15,10 @@ class Command(BaseCommand):
         "  python manage.py runscheduler\n"
         "  python manage.py runscheduler --batch-size 500"
     )
+    # A role, started and restarted many times: the system checks ran in `migrate` before the
+    # roles start (make run, compose) and run in `manage.py check`; here each start would repeat
+    # them, half a second of CPU.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=1000, help="Reminders claimed per transaction.")

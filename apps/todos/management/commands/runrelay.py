@@ -16,6 +16,10 @@ class Command(BaseCommand):
         "  python manage.py runrelay\n"
         "  python manage.py runrelay --batch-size 2000"
     )
+    # A role, started and restarted many times: the system checks ran in `migrate` before the
+    # roles start (make run, compose) and run in `manage.py check`; here each start would repeat
+    # them, half a second of CPU.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=2000, help="Rows read and published per round trip.")

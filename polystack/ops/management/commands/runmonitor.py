@@ -22,6 +22,10 @@ class Command(BaseCommand):
         "  python manage.py runmonitor --once      # print one scrape and exit\n\n"
         "Exit status: 0 after a stop, 2 when the port is missing or taken."
     )
+    # A role, started and restarted many times: the system checks ran in `migrate` before the
+    # roles start (make run, compose) and run in `manage.py check`; here each start would repeat
+    # them, half a second of CPU.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("METRICS_PORT") or 0) or None,

@@ -26,6 +26,10 @@ class Command(BaseCommand):
         "Exit status: 0 after a clean stop, 1 after a loud stop (DLQ limit, retries exhausted), "
         "2 when Kafka, PostgreSQL or a topic is missing."
     )
+    # A role, started and restarted many times: the system checks ran in `migrate` before the
+    # roles start (make run, compose) and run in `manage.py check`; here each start would repeat
+    # them, half a second of CPU.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?", help="The registered consumer to run (see --list).")
