@@ -30,8 +30,12 @@ def test_a_command_is_followed_through_every_group(roles, notifier, sync, user_f
     def followed():
         found = trace.follow("follow-me-2", admin=streams.admin_client())
         groups = {g.consumer: g for g in found.groups}
+        # Settled: both notifications sent (a trace read a moment earlier shows "pending" or
+        # "sending", and the rows have moved on when compared), both device records stored.
         done = (found.events and all(read for _, read in groups["projections"].reads)
-                and groups["notifications"].steps and groups["sync"].steps)
+                and len(groups["notifications"].steps) == 2
+                and all(s.what.endswith(": sent") for s in groups["notifications"].steps)
+                and len(groups["sync"].steps) == 2)
         return done and found
 
     found = wait_until(followed, timeout=60, what="the assignment through projection, notifications and sync")
