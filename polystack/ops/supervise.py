@@ -8,9 +8,13 @@ others keep serving, instead of the process manager stopping them all.
 
 SIGTERM or SIGINT stops the role (the signal is passed on) and the supervisor with it. The wait
 between restarts doubles from --backoff up to --max-backoff, and starts again from --backoff once
-the role has run for --healthy seconds.
+the role has run for --healthy seconds. On Linux, a supervisor that dies itself (SIGKILL, OOM)
+takes its role with it (SIGTERM): a role left running unsupervised would be a second relay or
+consumer once the supervisor is started again.
 """
 import argparse
+import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +24,21 @@ import time
 
 def say(name: str, text: str) -> None:
     print(f"[supervise] {name}: {text}", file=sys.stderr, flush=True)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _dies_with(parent: int):
+    """For Popen's preexec_fn (run in the child before exec; the supervisor has no other
+    thread): SIGTERM the child when `parent` dies, or at once if it died already."""
+
+    def arrange() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            signal.raise_signal(signal.SIGTERM)
+
+    return arrange if sys.platform == "linux" else None
 
 
 def supervise(command: list[str], *, name: str, backoff: float, max_backoff: float, healthy: float) -> int:
@@ -36,7 +55,7 @@ def supervise(command: list[str], *, name: str, backoff: float, max_backoff: flo
     wait = backoff
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, preexec_fn=_dies_with(os.getpid()))
         code = child.wait()
         if stopping.is_set():
             return code

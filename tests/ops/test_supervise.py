@@ -36,6 +36,24 @@ def test_a_role_that_exits_is_restarted_with_backoff_and_sigterm_stops_it(tmp_pa
     assert subprocess.run(["pgrep", "-f", str(starts)], capture_output=True).returncode == 1, "the role is gone too"
 
 
+def test_a_supervisor_killed_takes_its_role_with_it(tmp_path):
+    """SIGKILL leaves the supervisor no time to pass anything on: the kernel's parent-death signal
+    stops the role, which would otherwise run on unsupervised beside the next supervisor's."""
+    starts = tmp_path / "starts"
+    starts.write_text("xx")  # the role's third start: it runs until stopped
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "polystack.ops.supervise", "--name", "orphan", "--", sys.executable, "-c", ROLE,
+         str(starts)], cwd=ROOT)
+    try:
+        wait_until(lambda: starts.read_text() == "xxx", what="the role started")
+        supervisor.kill()
+        supervisor.wait(10)
+        wait_until(lambda: subprocess.run(["pgrep", "-f", str(starts)], capture_output=True).returncode == 1,
+                   what="the role to stop with its supervisor")
+    finally:
+        subprocess.run(["pkill", "-f", str(starts)])
+
+
 def test_the_procfile_runs_every_role_under_the_supervisor(capsys):
     call_command("procfile", "--python", "py")
     lines = capsys.readouterr().out.strip().splitlines()
