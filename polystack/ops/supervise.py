@@ -33,12 +33,16 @@ def _dies_with(parent: int):
     """For Popen's preexec_fn (run in the child before exec; the supervisor has no other
     thread): SIGTERM the child when `parent` dies, or at once if it died already."""
 
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: the child only calls it
+
     def arrange() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the parent died before the line above
             signal.raise_signal(signal.SIGTERM)
 
-    return arrange if sys.platform == "linux" else None
+    return arrange
 
 
 def supervise(command: list[str], *, name: str, backoff: float, max_backoff: float, healthy: float) -> int:
