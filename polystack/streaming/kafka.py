@@ -134,12 +134,13 @@ def end_offset(topic: str, partition: int, timeout: float = 10.0) -> int:
         consumer.close()
 
 
-def topic_ends(topic: str, *, committed: bool, timeout: float = 30.0) -> dict[int, int]:
+def topic_ends(topic: str, *, committed: bool, timeout: float = 30.0,
+               admin: AdminClient | None = None) -> dict[int, int]:
     """Each partition of `topic` and its end: its high watermark, or (committed) its last
     stable offset, before which no transaction is open; what a read_uncommitted and a
     read_committed consumer can read up to. Asked again while leaders settle (a topic created
     a moment ago, a broker back), until `timeout`."""
-    admin = admin_client()
+    admin = admin or admin_client()
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
     deadline = time.monotonic() + timeout
@@ -152,6 +153,14 @@ def topic_ends(topic: str, *, committed: bool, timeout: float = 30.0) -> dict[in
             if exc.args[0].code() not in LEADER_UNKNOWN or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)  # the cluster's metadata catching up: nothing to wait on but time
+
+
+def in_open_transactions(topic: str) -> int:
+    """Records of `topic` written in transactions not ended yet (neither committed nor
+    aborted): those between each partition's last stable offset and its high watermark."""
+    admin = admin_client()
+    stable, high = topic_ends(topic, committed=True, admin=admin), topic_ends(topic, committed=False, admin=admin)
+    return sum(high[p] - stable[p] for p in high)
 
 
 def read_to_end(topic: str, *, group_id: str, timeout: float | None = None,

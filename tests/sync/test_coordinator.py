@@ -44,9 +44,7 @@ def flowing(envelopes: list[dict], *, per_second: float) -> threading.Thread:
 
 def open_transaction() -> bool:
     """Records written to device-sync-events whose transaction has not ended yet."""
-    topic = resolve(topics.DEVICE_SYNC_EVENTS)
-    stable, high = kafka.topic_ends(topic, committed=True), kafka.topic_ends(topic, committed=False)
-    return any(stable[p] < high[p] for p in high)
+    return kafka.in_open_transactions(resolve(topics.DEVICE_SYNC_EVENTS)) > 0
 
 
 def stopped_mid_transaction(process) -> bool:

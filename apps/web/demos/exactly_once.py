@@ -71,7 +71,8 @@ def run(show: Show, options) -> None:
                   "todos, as each kind of reader sees it.")
         admin = kafka.admin_client()
         wait_for(lambda: kafka_view.groups(admin, {group: [resolve(TODO_EVENTS)]})[0].lag == 0
-                 and not _open(output), timeout=options.timeout_s * 2, what="the coordinator to catch up")
+                 and not kafka.in_open_transactions(output), timeout=options.timeout_s * 2,
+                 what="the coordinator to catch up")
         uncommitted = _records(output, starts, user.pk, committed=False)
         committed = _records(output, starts, user.pk, committed=True)
         show.fact("records a read_uncommitted reader reads", sum(uncommitted.values()))
@@ -158,21 +159,15 @@ def _fenced(producer: Producer, probe: Consumer) -> str | None:
     return None
 
 
-def _open(topic: str) -> int:
-    """Records written to the topic in transactions not ended yet."""
-    stable, high = kafka.topic_ends(topic, committed=True), kafka.topic_ends(topic, committed=False)
-    return sum(high[p] - stable[p] for p in high)
-
-
 def _caught_mid_transaction(pid: int, topic: str) -> int:
     """SIGSTOP the process; the records of its open transaction if it holds one that only an
     abort can end now, else 0 (and it goes on). A process stopped just after asking for its
     commit has it ended by the broker in milliseconds: it must still be open a moment later."""
     os.kill(pid, signal.SIGSTOP)
     try:
-        if _open(topic):
+        if kafka.in_open_transactions(topic):
             time.sleep(0.5)  # a commit the broker had begun ends well within this
-            if held := _open(topic):
+            if held := kafka.in_open_transactions(topic):
                 return held
     except BaseException:
         os.kill(pid, signal.SIGCONT)  # never left frozen by an error or a Ctrl-C here
